@@ -1,0 +1,1 @@
+"""derivanim: verified, template-filled Manim animations that explain a derivative."""

@@ -1,0 +1,16 @@
+"""Slots: the few values a filler (rules or model) decides. Declared once, used for validation and decoding."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Slots(BaseModel):
+    """What a filler decides about one animation. Nothing else: no LaTeX, no code, no derivative."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    function: str = Field(max_length=200, description="f in the project's expression grammar, e.g. x^3*sin(x)")
+    variable: str = Field(default="x", pattern=r"^[a-df-z]$", description="the one variable of f")
+    name: str = Field(default="f", pattern=r"^[a-df-z]$", description="the function's name: f, g, h, ...")
+    x_min: float = Field(description="left edge of the window")
+    x_max: float = Field(description="right edge of the window")
+    x0: float = Field(description="where the tangent starts")
