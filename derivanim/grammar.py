@@ -5,6 +5,7 @@ SymPy constructors directly, so nothing the user types is ever evaluated as Pyth
 sympify of strings). Limits on length, depth and number size keep SymPy's work bounded.
 """
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -167,6 +168,14 @@ def _describe(error: UnexpectedInput, text: str) -> str:
     return f"cannot read {text!r}: unexpected {str(token)!r} at column {column}"
 
 
+def _reject_unknown_names(text: str) -> None:
+    """'floor(x)' reads as f*l*o*o*r*(x); name the unknown function instead of complaining about variables."""
+    for match in re.finditer(r"[a-z]{2,}", text):
+        if not any(name in match.group() for name in (*FUNCTIONS, "pi")):
+            raise InvalidInput(f"unknown function {match.group()!r} at column {match.start() + 1}; "
+                               f"supported: {SUPPORTED_FUNCTIONS}")
+
+
 def parse_function(text: str, variable: str | None = None, name: str | None = None) -> ParsedFunction:
     """Parse a function as a person types it: 'sin(x^2)', '3x^2 + 2cos(x)', 'g(t) = t^3'.
 
@@ -195,6 +204,7 @@ def parse_function(text: str, variable: str | None = None, name: str | None = No
         tree = tree.children[1]
     letters = sorted({str(token) for token in _letters(tree)})
     if len(letters) > 1:
+        _reject_unknown_names(text)
         raise InvalidInput(f"the function uses more than one variable ({', '.join(letters)}); it must use one")
     chosen = [v for v in (header_variable, variable, *letters) if v is not None]
     if len(set(chosen)) > 1:

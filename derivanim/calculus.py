@@ -1,0 +1,168 @@
+"""The mathematics: derivatives, simplification under a time limit, and what a function looks like on a window.
+
+Everything numerical here samples the SymPy expression through numpy on a dense grid; the grid is what the
+plots are made of too, so what is checked is what is drawn.
+"""
+
+import math
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+SAMPLES = 1201  # grid points across a window
+SIMPLIFY_SECONDS = 1.0
+
+
+class TimeLimitExceeded(Exception):
+    """SymPy took longer than allowed; callers fall back to a cheaper answer."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Interrupt the block after `seconds` (SIGALRM, so only in the main thread; elsewhere it is unbounded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum, _frame):
+        raise TimeLimitExceeded
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Expr:
+    """The shortest of a few equivalent forms; `simplify` only if it finishes in time."""
+    candidates = [expr]
+    try:
+        with time_limit(seconds):
+            candidates.append(sympy.factor_terms(expr))
+            candidates.append(sympy.cancel(sympy.together(expr)) if expr.is_rational_function() else expr)
+            candidates.append(sympy.simplify(expr))
+    except (TimeLimitExceeded, RecursionError, NotImplementedError, ValueError, TypeError):
+        pass
+    return min(candidates, key=lambda e: (sympy.count_ops(e), len(str(e))))
+
+
+def numpy_source(expr: sympy.Expr) -> str:
+    """Python source of `expr` using `numpy.` functions, for the generated scene."""
+    return NumPyPrinter().doprint(expr)
+
+
+def evaluator(expr: sympy.Expr, var: sympy.Symbol):
+    """A numpy function of an array; NaN wherever the value is not a finite real number."""
+    compiled = sympy.lambdify(var, expr, modules="numpy")
+
+    def evaluate(xs):
+        xs = np.asarray(xs, dtype=float)
+        with np.errstate(all="ignore"):
+            ys = np.asarray(compiled(xs), dtype=complex if np.iscomplexobj(compiled(xs)) else float)
+        ys = np.broadcast_to(ys, xs.shape)
+        if np.iscomplexobj(ys):
+            ys = np.where(np.abs(ys.imag) < 1e-12, ys.real, np.nan)
+        return np.where(np.isfinite(ys), ys, np.nan).astype(float)
+
+    return evaluate
+
+
+@dataclass(frozen=True)
+class Curve:
+    """How a function is drawn on a window: its y-range and the pieces where it is finite, real and in range."""
+
+    y_min: float
+    y_max: float
+    segments: tuple[tuple[float, float], ...]
+    breaks: tuple[float, ...]  # poles and jumps inside the window
+
+
+def nice_step(span: float, target_ticks: int = 6) -> float:
+    """A tick step of 1, 2 or 5 times a power of ten giving about `target_ticks` ticks."""
+    raw = max(span, 1e-9) / target_ticks
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def robust_range(values: np.ndarray) -> tuple[float, float]:
+    """A y-range that shows the body of the curve; values running off to a pole do not flatten it."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    q_low, q_high = np.percentile(finite, [10, 90])
+    spread = max(q_high - q_low, 1e-9)
+    low, high = max(low, q_low - spread), min(high, q_high + spread)
+    if high - low < 1e-6:
+        return low - 1.0, high + 1.0
+    margin = 0.08 * (high - low)
+    low, high = low - margin, high + margin
+    if low > 0 and low < 0.35 * (high - low):  # show the x-axis when it is close
+        low = 0.0
+    if high < 0 and -high < 0.35 * (high - low):
+        high = 0.0
+    return low, high
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Index ranges [start, stop] of the True runs in a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _edge(evaluate, inside: float, outside: float, ok, steps: int = 30) -> float:
+    """Bisect between a point where `ok` holds and one where it fails, returning the last point where it holds."""
+    for _ in range(steps):
+        middle = (inside + outside) / 2
+        if ok(evaluate(np.array([middle]))[0]):
+            inside = middle
+        else:
+            outside = middle
+    return inside
+
+
+def trace_curve(evaluate, x_min: float, x_max: float, y_range: tuple[float, float] | None = None) -> Curve:
+    """Sample f on the window, choose its y-range and split it where it leaves the range, the domain, or jumps."""
+    xs = np.linspace(x_min, x_max, SAMPLES)
+    ys = evaluate(xs)
+    y_min, y_max = y_range if y_range is not None else robust_range(ys)
+    span = y_max - y_min
+
+    def ok(y):
+        return np.isfinite(y) & (y >= y_min - 1e-9) & (y <= y_max + 1e-9)
+
+    valid = ok(ys)
+    # A jump: neighbours a quarter of the plot's height apart, which no continuous curve does at this spacing.
+    jump_after = valid[:-1] & valid[1:] & (np.abs(np.diff(ys)) > 0.25 * span)
+    pieces = []
+    for start, stop in runs(valid):
+        cuts = [int(j) for j in np.flatnonzero(jump_after[start:stop]) + start]
+        pieces += zip([start] + [c + 1 for c in cuts], cuts + [stop])
+    segments = []
+    for start, stop in pieces:
+        # Refine an edge by bisection where the curve leaves the range or domain; a jump edge is a sample.
+        left = xs[start] if start == 0 or valid[start - 1] else _edge(evaluate, xs[start], xs[start - 1], ok)
+        right = xs[stop] if stop == SAMPLES - 1 or valid[stop + 1] else _edge(evaluate, xs[stop], xs[stop + 1], ok)
+        if right - left > 2e-3 * (x_max - x_min):  # slivers (one sample of sign(x) at 0) are not drawn
+            segments.append((float(left), float(right)))
+    breaks = [
+        (right + left) / 2
+        for (_, right), (left, _) in zip(segments, segments[1:])
+        if _discontinuous(evaluate, right, left, span)
+    ]
+    return Curve(y_min=float(y_min), y_max=float(y_max), segments=tuple(segments), breaks=tuple(breaks))
+
+
+def _discontinuous(evaluate, left: float, right: float, span: float) -> bool:
+    """Whether the gap between two pieces holds a pole, a hole in the domain or a jump (not just a tall hump)."""
+    ys = evaluate(np.linspace(left, right, 2001))
+    undefined_or_pole = not np.all(np.isfinite(ys)) or np.max(np.abs(ys)) > 100 * max(span, 1.0)
+    return bool(undefined_or_pole or abs(ys[-1] - ys[0]) > 0.25 * span)

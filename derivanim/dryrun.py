@@ -1,0 +1,208 @@
+"""Run a generated scene without rendering video, and record what it drew.
+
+`construct()` runs with Manim's animations skipped, so a scene takes seconds. Meanwhile every
+`Axes.plot` call is recorded (which axes, which x-range, the plotted function's values) and, after
+each phase method that `construct()` calls, the layout is checked: every object inside the frame and no
+text on text. Untrusted code (a model's free-form scene) runs through `inspect_in_subprocess`, with a
+time limit; `python -m derivanim.dryrun FILE...` is that subprocess.
+"""
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+PLOT_SAMPLES = 41
+OVERLAP_TOLERANCE = 0.03  # scene units two text boxes may share (glyph boxes are a little generous)
+FRAME_TOLERANCE = 0.02
+
+
+def phase_methods(source: str, scene_name: str = "DerivativeVisualization") -> list[str]:
+    """The self.<method>() calls of construct(), in order (empty if there is no such scene)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and node.name == scene_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "construct":
+                    return [
+                        call.func.attr for statement in item.body
+                        if isinstance(statement, ast.Expr) and isinstance(call := statement.value, ast.Call)
+                        and isinstance(call.func, ast.Attribute)
+                        and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"
+                    ]
+    return []
+
+
+def _text_classes():
+    from manim import DecimalNumber, MarkupText, MathTex, SingleStringMathTex, Tex, Text
+
+    return (Text, MarkupText, MathTex, Tex, SingleStringMathTex, DecimalNumber)
+
+
+def _visible(mobject) -> bool:
+    from manim import VMobject
+
+    return any(
+        isinstance(m, VMobject) and m.has_points() and (m.get_stroke_opacity() > 0.01 or m.get_fill_opacity() > 0.01)
+        for m in mobject.get_family()
+    )
+
+
+def layout_problems(scene) -> dict:
+    """Objects outside the frame, and pairs of texts whose boxes overlap, in the scene as it stands."""
+    from manim import config
+
+    texts, shapes = [], []
+
+    def walk(mobject):
+        if isinstance(mobject, _text_classes()):
+            texts.append(mobject)
+        elif mobject.submobjects:
+            for child in mobject.submobjects:
+                walk(child)
+        elif _visible(mobject):
+            shapes.append(mobject)
+
+    for mobject in scene.mobjects:
+        walk(mobject)
+    half_w, half_h = config.frame_width / 2 + FRAME_TOLERANCE, config.frame_height / 2 + FRAME_TOLERANCE
+    outside = [
+        _describe(m) for m in texts + shapes
+        if (m in shapes or _visible(m)) and (abs(m.get_left()[0]) > half_w or abs(m.get_right()[0]) > half_w
+                            or abs(m.get_top()[1]) > half_h or abs(m.get_bottom()[1]) > half_h)
+    ]
+    visible = [t for t in texts if _visible(t)]
+    overlaps = []
+    for i, a in enumerate(visible):
+        for b in visible[i + 1:]:
+            if _boxes_overlap(a, b):
+                overlaps.append([_describe(a), _describe(b)])
+    return {"outside_frame": outside, "text_overlaps": overlaps}
+
+
+def _boxes_overlap(a, b) -> bool:
+    t = OVERLAP_TOLERANCE
+    return (a.get_left()[0] + t < b.get_right()[0] - t and b.get_left()[0] + t < a.get_right()[0] - t
+            and a.get_bottom()[1] + t < b.get_top()[1] - t and b.get_bottom()[1] + t < a.get_top()[1] - t)
+
+
+def _describe(mobject) -> str:
+    text = getattr(mobject, "tex_string", None) or getattr(mobject, "text", None)
+    if text is None and hasattr(mobject, "get_value"):
+        text = f"{mobject.get_value():g}"
+    return f"{type(mobject).__name__}({text!r})" if text is not None else type(mobject).__name__
+
+
+def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = "DerivativeVisualization") -> dict:
+    """Run the scene in `path` in this process; returns what it plotted and how each phase was laid out."""
+    from manim import CoordinateSystem, tempconfig
+
+    source = Path(path).read_text()
+    phases = phase_methods(source, scene_name)
+    report = {"phases": [], "plots": [], "error": None, "phase_names": phases}
+    plotted = []
+    original_plot = CoordinateSystem.plot
+
+    def recording_plot(axes, function, x_range=None, **kwargs):
+        graph = original_plot(axes, function, x_range=x_range, **kwargs)
+        plotted.append((axes, function, list(x_range if x_range is not None else axes.x_range)[:2]))
+        return graph
+
+    CoordinateSystem.plot = recording_plot
+    try:
+        with tempconfig({"dry_run": True, "save_last_frame": True, "quality": "low_quality",
+                         "disable_caching": True, "verbosity": "ERROR", "progress_bar": "none"}):
+            spec = importlib.util.spec_from_file_location(f"scene_{abs(hash(str(path)))}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            scene_class = getattr(module, scene_name)
+            scene = scene_class()
+            for index, name in enumerate(phases):
+                _after_phase(scene, name, index, report, frames_dir)
+            scene.render()
+    except Exception as error:  # the scene's own error is the finding, not a crash of ours
+        report["error"] = f"{type(error).__name__}: {error}"
+        report["traceback"] = traceback.format_exc(limit=-4)
+    finally:
+        CoordinateSystem.plot = original_plot
+    axes_order = list(dict.fromkeys(id(axes) for axes, _, _ in plotted))
+    for axes, function, (low, high) in plotted:
+        xs = np.linspace(low, high, PLOT_SAMPLES)
+        with np.errstate(all="ignore"):
+            ys = [_number(function, x) for x in xs]
+        report["plots"].append({"axes": axes_order.index(id(axes)), "x": xs.tolist(), "y": ys})
+    return report
+
+
+def _number(function, x: float) -> float | None:
+    try:
+        value = float(function(x))
+    except Exception:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _after_phase(scene, name: str, index: int, report: dict, frames_dir: Path | None) -> None:
+    """Wrap a phase method so that its layout is checked after each of its animations (a phase may fade its
+    content out before it ends), and the fullest moment of it is saved as a frame."""
+    method = getattr(scene, name, None)
+    if method is None:
+        return
+    play = scene.play
+
+    def wrapped(*args, **kwargs):
+        phase = {"name": name, "outside_frame": [], "text_overlaps": []}
+        fullest = [-1]
+
+        def checked_play(*play_args, **play_kwargs):
+            play(*play_args, **play_kwargs)
+            for key, found in layout_problems(scene).items():
+                phase[key] += [item for item in found if item not in phase[key]]
+            size = sum(len(m.get_family()) for m in scene.mobjects)
+            if frames_dir is not None and size > fullest[0]:
+                fullest[0] = size
+                _save_frame(scene, Path(frames_dir) / f"phase{index + 1}_{name}.png")
+
+        scene.play = checked_play
+        try:
+            return method(*args, **kwargs)
+        finally:
+            scene.play = play
+            report["phases"].append(phase)
+
+    setattr(scene, name, wrapped)
+
+
+def _save_frame(scene, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scene.renderer.update_frame(scene, ignore_skipping=True)
+    Image.fromarray(scene.renderer.get_frame()).save(path)
+
+
+def inspect_in_subprocess(path: Path, timeout: float = 120.0) -> dict:
+    """inspect_scene in a child process with a time limit: for code nobody has vetted."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "derivanim.dryrun", str(path)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"TimeoutExpired: the scene ran longer than {timeout:g} s", "phases": [], "plots": []}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        return {"error": f"the scene's process died (exit {done.returncode}): {done.stderr.strip()[-300:]}",
+                "phases": [], "plots": []}
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str]) -> None:
+    for path in argv:
+        print(json.dumps({"path": path, **inspect_scene(Path(path))}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

