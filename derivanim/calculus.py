@@ -103,12 +103,10 @@ def robust_range(values: np.ndarray) -> tuple[float, float]:
     low, high = max(low, q_low - spread), min(high, q_high + spread)
     if high - low < 1e-6:
         return low - 1.0, high + 1.0
+    # Show the x-axis when the curve comes close to it; otherwise leave a margin around the curve.
     margin = 0.08 * (high - low)
-    low, high = low - margin, high + margin
-    if low > 0 and low < 0.35 * (high - low):  # show the x-axis when it is close
-        low = 0.0
-    if high < 0 and -high < 0.35 * (high - low):
-        high = 0.0
+    low = 0.0 if 0 <= low < 0.35 * (high - low) else low - margin
+    high = 0.0 if 0 >= high > -0.35 * (high - low) else high + margin
     return low, high
 
 

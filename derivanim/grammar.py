@@ -154,7 +154,12 @@ def _header(lhs: Tree | Token) -> tuple[str, str | None]:
 def _describe(error: UnexpectedInput, text: str) -> str:
     column = getattr(error, "column", None)
     if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
-        return f"cannot read {text!r}: it ends too early"
+        function = next((name for name in sorted(FUNCTIONS, key=len, reverse=True) if text.endswith(name)), None)
+        if function is not None:
+            return (f"cannot read {text!r}: {function!r} at column {len(text) - len(function) + 1} needs parentheses, "
+                    f"e.g. {function}(x)")
+        unclosed = "; a '(' is not closed" if text.count("(") > text.count(")") else ""
+        return f"cannot read {text!r}: it ends too early at column {len(text) + 1}{unclosed}"
     if isinstance(error, UnexpectedCharacters):
         character = text[error.pos_in_stream] if error.pos_in_stream < len(text) else "?"
         word = text[error.pos_in_stream:].split("(")[0].strip()
@@ -162,9 +167,9 @@ def _describe(error: UnexpectedInput, text: str) -> str:
             return (f"cannot read {text!r}: unknown name {word!r} at column {column}; "
                     f"supported functions: {SUPPORTED_FUNCTIONS}")
         return f"cannot read {text!r}: unexpected character {character!r} at column {column}"
-    token = error.token
-    if token.type == "FUNCTION":
-        return f"cannot read {text!r}: {str(token)!r} at column {column} needs parentheses, e.g. {token}(x)"
+    token, previous = error.token, (getattr(error, "token_history", None) or [None])[-1]
+    if previous is not None and previous.type == "FUNCTION":  # 'sin x': the name is the mistake, not the x
+        return f"cannot read {text!r}: {str(previous)!r} at column {previous.column} needs parentheses, e.g. {previous}(x)"
     return f"cannot read {text!r}: unexpected {str(token)!r} at column {column}"
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import sympy
 
 from derivanim.calculus import Curve, evaluator, nice_step, numpy_source, simplest
-from derivanim.steps import derivation_steps
+from derivanim.steps import derivation_steps, textbook_latex as latex
 from derivanim.verify import Verified, secant_step
 
 STEPS_PER_PAGE = 4
@@ -91,13 +91,13 @@ def plan_scene(verified: Verified) -> ScenePlan:
     x0 = slots.x0
     steps = derivation_steps(function.expr, var)
     lines = [DerivationLine(step.rule, step.latex, step.note) for step in steps]
-    if steps and sympy.latex(derivative) != sympy.latex(steps[0].derivative):
-        lines.append(DerivationLine("simplify", rf"{function.name}'({var}) = {sympy.latex(derivative)}", ""))
+    if steps and latex(derivative) != latex(steps[0].derivative):
+        lines.append(DerivationLine("simplify", rf"{function.name}'({var}) = {latex(derivative)}", ""))
     return ScenePlan(
         name=function.name,
         variable=str(var),
-        f_latex=sympy.latex(function.expr),
-        df_latex=sympy.latex(derivative),
+        f_latex=latex(function.expr),
+        df_latex=latex(derivative),
         df_text=str(derivative),
         f_source=numpy_source(function.expr),
         df_source=numpy_source(derivative),

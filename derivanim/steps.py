@@ -44,13 +44,13 @@ class _Rule:
     note: str = ""
 
 
-def _tex(expr: sympy.Expr) -> str:
+def textbook_latex(expr: sympy.Expr) -> str:
     """Textbook notation: ln, arcsin."""
     return sympy.latex(expr, ln_notation=True, inv_trig_style="full")
 
 
 def _shown(expr: sympy.Expr) -> _Shown:
-    return _Shown(expr, _tex(expr))
+    return _Shown(expr, textbook_latex(expr))
 
 
 def _plain(expr: sympy.Expr) -> str:
@@ -150,7 +150,7 @@ def _quotient_rule(numerator: sympy.Expr, denominator: sympy.Expr, var: sympy.Sy
     """(u/v)' = (u'v - uv')/v^2."""
     top = _plus([_prime(numerator, var) * denominator, -(numerator * _prime(denominator, var))])
     bottom = denominator**2
-    shown = _Shown(sympy.Mul(top.expr, sympy.Pow(bottom, -1), evaluate=False), rf"\frac{{{top.tex}}}{{{_tex(bottom)}}}")
+    shown = _Shown(sympy.Mul(top.expr, sympy.Pow(bottom, -1), evaluate=False), rf"\frac{{{top.tex}}}{{{textbook_latex(bottom)}}}")
     return _Rule("quotient rule", shown, (numerator, denominator))
 
 
@@ -226,12 +226,12 @@ def derivation_steps(expr: sympy.Expr, var: sympy.Symbol, max_steps: int = 12) -
     """
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
-    d_var = _tex(var)
+    d_var = textbook_latex(var)
     steps: list[Step] = []
 
     def visit(u: sympy.Expr, depth: int) -> None:
         rule = _rule(u, var)
-        line = rf"\frac{{d}}{{d{d_var}}}\left[{_tex(u)}\right] = {rule.derivative.tex}"
+        line = rf"\frac{{d}}{{d{d_var}}}\left[{textbook_latex(u)}\right] = {rule.derivative.tex}"
         steps.append(Step(rule.name, u, rule.derivative.expr, line, depth, rule.note))
         for part in rule.parts:
             if _worth_a_line(part, rule, var):
