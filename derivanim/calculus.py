@@ -9,6 +9,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import sympy
@@ -16,6 +17,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 SAMPLES = 1201  # grid points across a window
 SIMPLIFY_SECONDS = 1.0
+SHORT_ENOUGH = 4  # operations below which simplify() has nothing to gain
 
 
 class TimeLimitExceeded(Exception):
@@ -48,7 +50,8 @@ def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Expr:
         with time_limit(seconds):
             candidates.append(sympy.factor_terms(expr))
             candidates.append(sympy.cancel(sympy.together(expr)) if expr.is_rational_function() else expr)
-            candidates.append(sympy.simplify(expr))
+            if sympy.count_ops(expr) > SHORT_ENOUGH:
+                candidates.append(sympy.simplify(expr))
     except (TimeLimitExceeded, RecursionError, NotImplementedError, ValueError, TypeError):
         pass
     return min(candidates, key=lambda e: (sympy.count_ops(e), len(str(e))))
@@ -59,14 +62,20 @@ def numpy_source(expr: sympy.Expr) -> str:
     return NumPyPrinter().doprint(expr)
 
 
+@lru_cache(maxsize=512)
+def _compiled(expr: sympy.Expr, var: sympy.Symbol):
+    # lambdify prints SymPy's own expression tree (never user text) to numpy source and compiles that.
+    return sympy.lambdify(var, expr, modules="numpy")
+
+
 def evaluator(expr: sympy.Expr, var: sympy.Symbol):
     """A numpy function of an array; NaN wherever the value is not a finite real number."""
-    compiled = sympy.lambdify(var, expr, modules="numpy")
+    compiled = _compiled(expr, var)
 
     def evaluate(xs):
         xs = np.asarray(xs, dtype=float)
         with np.errstate(all="ignore"):
-            ys = np.asarray(compiled(xs), dtype=complex if np.iscomplexobj(compiled(xs)) else float)
+            ys = np.asarray(compiled(xs))
         ys = np.broadcast_to(ys, xs.shape)
         if np.iscomplexobj(ys):
             ys = np.where(np.abs(ys.imag) < 1e-12, ys.real, np.nan)

@@ -71,8 +71,8 @@ def good_x0(requested: float, f_curve: Curve, df_curve: Curve, x_min: float, x_m
     if is_good_x0(requested, f_curve, df_curve, x_min, x_max):
         return requested
     round_ones = [x for x in PREFERRED_X0 if is_good_x0(x, f_curve, df_curve, x_min, x_max)]
-    if round_ones and not math.isfinite(requested):
-        return round_ones[0]
+    if round_ones and not (math.isfinite(requested) and x_min <= requested <= x_max):
+        return round_ones[0]  # nothing to stay near: take the first round number, as the rules filler does
     grid = np.round(np.linspace(x_min, x_max, 161), 3)
     candidates = round_ones + [float(x) for x in grid if is_good_x0(float(x), f_curve, df_curve, x_min, x_max)]
     if not candidates:
