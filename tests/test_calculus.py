@@ -1,0 +1,185 @@
+"""derivanim.calculus: derivatives agree with numeric differentiation, simplification is bounded in time,
+curves split at poles and jumps, y-ranges survive poles, and the numpy source computes what SymPy means."""
+
+import signal
+import time
+from functools import cache
+
+import numpy
+import pytest
+import sympy
+
+from derivanim.calculus import evaluator, numpy_source, robust_range, simplest, trace_curve
+from derivanim.grammar import parse_function
+
+x = sympy.Symbol("x", real=True)
+
+FUNCTIONS = [
+    # polynomials and powers
+    "7", "3x^2+2x+1", "x^5 - 4x^3 + x", "(x^2+1)^3", "x^(1/3)", "x^-2", "sqrt(x)", "sqrt(x^2+1)", "sqrt(4-x^2)",
+    # products and quotients
+    "x^3*sin(x)", "x*sin(x)*cos(x)", "x^2*e^x", "x*ln(x)", "(x+1)(x-1)x^2", "sin(x)/x", "(x^2+1)/(x^3+1)",
+    "1/(x-1)", "3/(x^2+1)", "sqrt(x)/(x+1)", "x/(x+1)^2",
+    # exponentials and logarithms
+    "e^x", "e^(-x^2)", "2^x", "2^(x^2)", "e^(e^(e^x))", "ln(x)", "ln(x^2+1)", "log10(x)", "log2(x^2+1)", "ln(abs(x))",
+    # trigonometric, inverse trigonometric, hyperbolic
+    "sin(x^2)", "cos(3x)", "tan(x)", "tan(x)^2", "sec(x)+csc(x)+cot(x)", "sin^2(x)", "asin(x)", "acos(x^2)",
+    "atan(2x)", "sinh(2x)", "cosh(x)^2", "tanh(x)", "asinh(x)", "acosh(x)", "atanh(x/2)",
+    # absolute value and u^v
+    "abs(x)", "abs(x^2-1)", "x^x", "x^sin(x)", "sin(x)^cos(x)",
+    # longer ones
+    "x^3*sin(x) + ln(x^2+1) - e^(2x)/x", "sin(x)^cos(x)*cos(x)^sin(x)",
+]
+POINTS = numpy.array([-2.7, -1.3, -0.6, 0.35, 0.8, 1.45, 2.2, 3.1])
+
+
+@cache
+def _derivatives(text: str) -> dict:
+    parsed = parse_function(text)
+    raw = sympy.diff(parsed.expr, parsed.variable)
+    return {"f": parsed.expr, "raw": raw, "simplest": simplest(raw)}
+
+
+def test_at_least_forty_functions():
+    assert len(FUNCTIONS) >= 40
+
+
+@pytest.mark.parametrize("form", ["raw", "simplest"])
+@pytest.mark.parametrize("text", FUNCTIONS)
+def test_derivative_matches_central_differences(text, form):
+    forms = _derivatives(text)
+    f, df = evaluator(forms["f"], x), evaluator(forms[form], x)
+    h = 1e-5 * numpy.maximum(1.0, numpy.abs(POINTS))
+    numeric = (f(POINTS + h) - f(POINTS - h)) / (2 * h)
+    exact = df(POINTS)
+    # Only where f is defined on [p - h, p + h] and f' exists (abs(x) has none at 0, which no point is).
+    defined = numpy.isfinite(f(POINTS - h)) & numpy.isfinite(f(POINTS)) & numpy.isfinite(f(POINTS + h))
+    assert defined.sum() >= 2, "too few points where f is defined"
+    assert numpy.all(numpy.isfinite(exact[defined])), f"{form} f' is undefined where f is smooth"
+    tolerance = 1e-5 * numpy.abs(numeric) + 1e-6 * numpy.maximum(1.0, numpy.abs(f(POINTS)))
+    error = numpy.abs(exact - numeric)
+    assert numpy.all(error[defined] <= tolerance[defined]), list(zip(POINTS[defined], exact[defined], numeric[defined]))
+
+
+def _slow_simplify(expr, *args, **kwargs):
+    time.sleep(30)
+    return expr
+
+
+def test_simplest_falls_back_when_simplify_runs_out_of_time(monkeypatch):
+    monkeypatch.setattr(sympy, "simplify", _slow_simplify)
+    derivative = sympy.diff(x**2 * sympy.sin(x) / (x + 1), x)
+    handler = signal.getsignal(signal.SIGALRM)
+    started = time.monotonic()
+    result = simplest(derivative, seconds=0.3)
+    assert time.monotonic() - started < 2.0
+    cheap = [derivative, sympy.factor_terms(derivative), sympy.cancel(sympy.together(derivative))]
+    assert result in cheap
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the alarm is off again
+    assert signal.getsignal(signal.SIGALRM) is handler  # and the previous handler is back
+
+
+def test_simplest_is_bounded_on_a_pathological_input():
+    # sympy.simplify spends seconds on this derivative; simplest must stop at its limit and still be right.
+    parsed = parse_function("sin(x)^cos(x)*cos(x)^sin(x)*tan(x)^x")
+    derivative = sympy.diff(parsed.expr, x)
+    started = time.monotonic()
+    result = simplest(derivative, seconds=0.25)
+    assert time.monotonic() - started < 2.0
+    points = numpy.array([0.3, 0.7, 1.1])
+    numpy.testing.assert_allclose(evaluator(result, x)(points), evaluator(derivative, x)(points), rtol=1e-9)
+
+
+def test_simplest_prefers_the_shorter_form():
+    assert simplest(sympy.sin(x) ** 2 + sympy.cos(x) ** 2) == 1
+    assert simplest(sympy.diff((x + 1) * (x - 1), x)) == 2 * x
+
+
+def _curve(expr, low, high):
+    return trace_curve(evaluator(expr, x), low, high)
+
+
+@pytest.mark.parametrize(
+    "expr, window, poles",
+    [
+        (1 / (x - 1), (-4, 4), [1.0]),
+        (sympy.tan(x), (-2, 2), [-numpy.pi / 2, numpy.pi / 2]),
+        (1 / (x**2 - 1), (-3, 3), [-1.0, 1.0]),
+        (sympy.diff(sympy.Abs(x), x), (-3, 3), [0.0]),  # sign(x): a jump, not a pole
+        (1 / x**2, (-3, 3), [0.0]),
+    ],
+    ids=["1/(x-1)", "tan(x)", "1/(x^2-1)", "abs(x)'", "1/x^2"],
+)
+def test_trace_curve_breaks_at_poles_and_jumps(expr, window, poles):
+    curve = _curve(expr, *window)
+    assert len(curve.breaks) == len(poles)
+    numpy.testing.assert_allclose(sorted(curve.breaks), poles, atol=0.02)
+    assert len(curve.segments) == len(poles) + 1
+    for (_, right), (left, _) in zip(curve.segments, curve.segments[1:]):
+        assert right < left  # no piece crosses a break
+    for pole in poles:
+        assert not any(a < pole < b for a, b in curve.segments)
+
+
+@pytest.mark.parametrize("expr, window", [(sympy.sin(x), (-7, 7)), (x**2, (-3, 3)), (sympy.exp(-x**2), (-4, 4))])
+def test_trace_curve_draws_a_smooth_function_in_one_piece(expr, window):
+    curve = _curve(expr, *window)
+    assert curve.segments == (window,) or (len(curve.segments) == 1 and numpy.allclose(curve.segments[0], window))
+    assert curve.breaks == ()
+    values = evaluator(expr, x)(numpy.linspace(*window, 101))
+    assert curve.y_min <= values.min() and values.max() <= curve.y_max
+
+
+def test_trace_curve_stops_where_the_domain_ends():
+    curve = _curve(sympy.sqrt(4 - x**2), -3, 3)
+    assert len(curve.segments) == 1 and curve.breaks == ()
+    numpy.testing.assert_allclose(curve.segments[0], (-2, 2), atol=1e-3)
+
+
+def test_robust_range_is_not_flattened_by_a_pole():
+    values = evaluator(1 / (x - 1), x)(numpy.linspace(-4, 4, 1201))
+    assert numpy.nanmax(values) - numpy.nanmin(values) > 200  # the naive range would be this tall
+    low, high = robust_range(values)
+    assert high - low < 20
+    assert low <= -0.5 and high >= 0.5  # the body of the curve (-0.2 at -4, 1/3 at 4 and more near 1) is shown
+
+
+def test_robust_range_of_a_tan_window_keeps_a_branch_readable():
+    values = evaluator(sympy.tan(x), x)(numpy.linspace(-5, 5, 1201))
+    low, high = robust_range(values)
+    assert -30 < low <= -1 and 1 <= high < 30
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [(numpy.full(10, numpy.nan), (-1.0, 1.0)), (numpy.full(10, 3.0), (2.0, 4.0))],
+    ids=["undefined", "constant"],
+)
+def test_robust_range_degenerate(values, expected):
+    assert robust_range(values) == pytest.approx(expected)
+
+
+NUMPY_CASES = [
+    sympy.sin(x**2), sympy.Abs(x), sympy.log(x, 10), sympy.asin(x), sympy.sec(x), sympy.csc(x), sympy.cot(x),
+    sympy.acosh(x), sympy.atanh(x / 2), sympy.sign(x), x**x, sympy.exp(sympy.exp(x)), sympy.pi * x, sympy.E,
+    sympy.Integer(7), x ** sympy.Rational(1, 3), sympy.sqrt(4 - x**2), 2 * x * sympy.cos(x**2),
+    1 / sympy.cos(x) ** 2, x**3 * sympy.sin(x) + sympy.log(x**2 + 1) - sympy.exp(2 * x) / x,
+]
+
+
+@pytest.mark.parametrize("expr", NUMPY_CASES, ids=[str(e) for e in NUMPY_CASES])
+@pytest.mark.parametrize("letter", ["x", "t"])
+def test_numpy_source_computes_the_sympy_expression(expr, letter):
+    var = sympy.Symbol(letter, real=True)
+    expr = expr.subs(x, var)
+    source = numpy_source(expr)
+    points = numpy.array([-2.5, -1.2, -0.4, 0.3, 0.9, 1.7, 2.4])
+    # The source is our own printer's output, not user text; this is how the generated scene runs it.
+    with numpy.errstate(all="ignore"):
+        got = numpy.broadcast_to(eval(source, {"numpy": numpy, letter: points}), points.shape).astype(float)  # noqa: S307
+    for point, value in zip(points, got):
+        exact = complex(expr.evalf(30, subs={var: point}))
+        if abs(exact.imag) > 1e-12:  # not real there: numpy must not invent a value
+            assert numpy.isnan(value)
+        else:
+            assert value == pytest.approx(exact.real, rel=1e-9, abs=1e-12)
