@@ -109,10 +109,15 @@ def fill(text: str, filler: Filler = "auto") -> Animation:
         slots = rules_slots(text)
     else:
         slots, model_run = _model_slots(text)
+    return build_animation(text, filler, slots, model_run)
+
+
+def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun | None = None) -> Animation:
+    """Verify any filler's slots, plan the scene and write its code."""
     verified = verify(slots)
     plan = plan_scene(verified)
     return Animation(
-        request=text,
+        request=request,
         filler=filler,
         slots=verified.slots,
         requested_slots=verified.requested,

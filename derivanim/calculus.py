@@ -54,6 +54,8 @@ def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Expr:
                 candidates.append(sympy.simplify(expr))
     except (TimeLimitExceeded, RecursionError, NotImplementedError, ValueError, TypeError):
         pass
+    # simplify can say "0, but zoo at x = 0" (a Piecewise holding zoo), which no plot or printer can use.
+    candidates = [e for e in candidates if e is expr or not e.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)]
     return min(candidates, key=lambda e: (sympy.count_ops(e), len(str(e))))
 
 

@@ -5,6 +5,7 @@ SymPy constructors directly, so nothing the user types is ever evaluated as Pyth
 sympify of strings). Limits on length, depth and number size keep SymPy's work bounded.
 """
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,6 +36,7 @@ FUNCTIONS = {
     "log10": lambda u: sympy.log(u, 10), "log2": lambda u: sympy.log(u, 2),
     "sqrt": sympy.sqrt, "abs": sympy.Abs,
 }
+GROWING = {"exp", "sinh", "cosh"}  # e^n by another name: a number inside obeys the exponent limit
 SUPPORTED_FUNCTIONS = ", ".join(sorted(set(FUNCTIONS) - {"arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh"}))
 
 
@@ -57,10 +59,18 @@ def symbol(letter: str) -> sympy.Symbol:
     return sympy.Symbol(letter, real=True)
 
 
+def _size(number: sympy.Expr) -> float:
+    """|number| as a float, for the limits; complex numbers too, and what SymPy cannot evaluate counts as huge."""
+    try:
+        return abs(complex(number))
+    except (TypeError, ValueError, OverflowError):
+        return math.inf
+
+
 def _check_power(base: sympy.Expr, exponent: sympy.Expr) -> None:
-    if exponent.is_number and abs(float(exponent)) > MAX_EXPONENT:
+    if exponent.is_number and _size(exponent) > MAX_EXPONENT:
         raise InvalidInput(f"exponent {exponent} is too large (derivanim allows |n| <= {MAX_EXPONENT})")
-    if base.is_number and exponent.is_number and abs(float(exponent) * float(sympy.log(abs(base) + 1, 10))) > 300:
+    if base.is_number and exponent.is_number and _size(exponent) * _size(sympy.log(abs(base) + 1, 10)) > 300:
         raise InvalidInput(f"the number {base}^{exponent} is too large")
 
 
@@ -81,6 +91,10 @@ class _ToSympy(Transformer):
         return sympy.E if token == "e" else sympy.pi
 
     def call(self, name: Token, argument: sympy.Expr) -> sympy.Expr:
+        # exp(exp(exp(9))) is a power tower too; unchecked, SymPy's evalf of it never finishes.
+        if str(name) in GROWING and argument.is_number and _size(argument) > MAX_EXPONENT:
+            raise InvalidInput(f"{name}({argument}) at column {name.column} is too large "
+                               f"(derivanim allows |n| <= {MAX_EXPONENT} in {name}(n))")
         return FUNCTIONS[str(name)](argument)
 
     def call_power(self, name: Token, _pow: Token, exponent: sympy.Expr, argument: sympy.Expr) -> sympy.Expr:
@@ -173,9 +187,9 @@ def _describe(error: UnexpectedInput, text: str) -> str:
     return f"cannot read {text!r}: unexpected {str(token)!r} at column {column}"
 
 
-def _reject_unknown_names(text: str) -> None:
+def _reject_unknown_names(text: str, pattern: str = r"[a-z]{2,}") -> None:
     """'floor(x)' reads as f*l*o*o*r*(x); name the unknown function instead of complaining about variables."""
-    for match in re.finditer(r"[a-z]{2,}", text):
+    for match in re.finditer(pattern, text):
         if not any(name in match.group() for name in (*FUNCTIONS, "pi")):
             raise InvalidInput(f"unknown function {match.group()!r} at column {match.start() + 1}; "
                                f"supported: {SUPPORTED_FUNCTIONS}")
@@ -199,6 +213,7 @@ def parse_function(text: str, variable: str | None = None, name: str | None = No
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as error:
+        _reject_unknown_names(text, r"[a-z]{2,}(?=\s*\()")  # 'max(x, 1)': the name, not the ',' after it
         raise InvalidInput(_describe(error, text)) from None
     if _depth(tree) > MAX_DEPTH:
         raise InvalidInput(f"the function is nested more than {MAX_DEPTH} levels deep")

@@ -34,7 +34,6 @@ from derivanim.model import ADAPTER_INFO, DEFAULT_BASE_MODEL, load_pretrained
 from derivanim.prompts import Task, check_task, prompt_ids, response_text
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # Llama attention + MLP
-DEFAULT_MAX_LENGTH = {"slots": 256, "freeform": 2048}
 IGNORE = -100  # label of a position that carries no loss
 
 
@@ -129,13 +128,9 @@ def choose_pad_token(tokenizer) -> None:
     eos = tokenizer.eos_token_id
     if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != eos:
         return
+    vocabulary = tokenizer.get_vocab()
     for candidate in (tokenizer.unk_token, "<|endoftext|>", "<pad>", "<unk>"):
-        if candidate is None:
-            continue
-        candidate_id = tokenizer.convert_tokens_to_ids(candidate)
-        if isinstance(candidate_id, int) and candidate_id != eos and candidate_id != tokenizer.unk_token_id or (
-            candidate == tokenizer.unk_token and candidate_id is not None and candidate_id != eos
-        ):
+        if candidate is not None and candidate in vocabulary and vocabulary[candidate] != eos:
             tokenizer.pad_token = candidate
             return
     tokenizer.pad_token = tokenizer.eos_token  # masked by position, so still correct
@@ -185,7 +180,8 @@ def train(
     """Train a LoRA adapter for `task` on corpus rows (lists of dicts or .jsonl paths) and save it in out_dir.
 
     quantize="4bit" trains QLoRA (NF4, double quantisation, paged 8-bit AdamW) on a CUDA GPU; without
-    CUDA it says so and trains full-precision LoRA. max_steps stops early (timing, tests).
+    CUDA it says so and trains full-precision LoRA. max_length (prompt + response + EOS, in tokens)
+    defaults to the model's context length; longer rows are dropped and reported. max_steps stops early.
     """
     import torch
     from accelerate import Accelerator
@@ -197,7 +193,6 @@ def train(
     task = check_task(task)
     if quantize not in (None, "4bit"):
         raise ValueError(f"quantize must be None or '4bit', not {quantize!r}")
-    max_length = max_length or DEFAULT_MAX_LENGTH[task]
     out_dir = Path(out_dir)
     started = time.time()
 
@@ -216,6 +211,8 @@ def train(
         model, tokenizer = _load_4bit(base_model, accelerator)
     else:
         model, tokenizer = load_pretrained(base_model, dtype=torch.float32)
+    # Batches are padded to their longest row, so the default limit costs nothing: the model's context.
+    max_length = max_length or getattr(model.config, "max_position_embeddings", None) or 4096
     choose_pad_token(tokenizer)
     tokenizer.padding_side = "right"
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -242,25 +239,25 @@ def train(
     val_loader = DataLoader(val_examples, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
 
     # --- optimizer and schedule
-    steps_per_epoch = math.ceil(len(train_loader) / grad_accum)
-    total_steps = min(epochs * steps_per_epoch, max_steps or sys.maxsize)
-    warmup_steps = warmup_steps if warmup_steps is not None else max(1, round(0.03 * total_steps))
     parameters = [p for p in model.parameters() if p.requires_grad]
     if use_4bit:
         import bitsandbytes as bnb
 
-        optimizer = bnb.optim.PagedAdamW8bit(parameters, lr=lr, weight_decay=weight_decay)
+        raw_optimizer = bnb.optim.PagedAdamW8bit(parameters, lr=lr, weight_decay=weight_decay)
     else:
-        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+        raw_optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, raw_optimizer, train_loader, val_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / grad_accum)  # this process's share of the batches
+    total_steps = min(epochs * steps_per_epoch, max_steps or sys.maxsize)
+    warmup_steps = warmup_steps if warmup_steps is not None else max(1, round(0.03 * total_steps))
+    # Stepped by hand once per optimizer step, so its clock is optimizer steps on any number of processes.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate(step, total_steps, lr, warmup_steps) / lr)
-    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, val_loader, scheduler)
+        raw_optimizer, lambda s: learning_rate(s, total_steps, lr, warmup_steps) / lr)
 
     # --- the loop
     log = {"task": task, "base_model": base_model, "steps": [], "epochs": [],
            "truncation": {"train": train_report, "val": val_report}, "outside_constraint": len(outside)}
-    step, window = 0, []
+    step, window, train_seconds = 0, [], 0.0
     bar = tqdm(total=total_steps, desc=f"train {task}", disable=not (progress and accelerator.is_local_main_process))
     for epoch in range(1, epochs + 1):
         model.train()
@@ -270,9 +267,10 @@ def train(
                 loss = model(**batch).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(parameters, 1.0)
+                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
-                scheduler.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             loss_value = accelerator.reduce(loss.detach(), "mean").item()
             window.append(loss_value)
@@ -289,6 +287,7 @@ def train(
                 window = []
             if step >= total_steps:
                 break
+        train_seconds += time.time() - epoch_started
         val_loss = evaluate(model, val_loader, accelerator) if val_examples else None
         log["epochs"].append({"epoch": epoch, "step": step, "train_loss": sum(epoch_losses) / max(1, len(epoch_losses)),
                               "val_loss": val_loss, "seconds": round(time.time() - epoch_started, 2)})
@@ -299,7 +298,7 @@ def train(
     bar.close()
     seconds = time.time() - started
     log["seconds"] = round(seconds, 2)
-    log["seconds_per_step"] = round(sum(e["seconds"] for e in log["epochs"]) / max(1, step), 3)
+    log["seconds_per_step"] = round(train_seconds / max(1, step), 3)  # training only, evaluation excluded
 
     # --- save
     accelerator.wait_for_everyone()
@@ -398,7 +397,7 @@ def _load_4bit(base_model: str, accelerator):
 
 
 def _outside_constraint(tokenizer, task: Task, rows: list[dict]) -> list[str]:
-    """Slots responses that constrained decoding could not produce (at most a few, for the warning)."""
+    """Slots responses that constrained decoding could not produce (the model would learn them in vain)."""
     if task != "slots":
         return []
     from derivanim.model_filler import SlotsConstraint
@@ -408,7 +407,7 @@ def _outside_constraint(tokenizer, task: Task, rows: list[dict]) -> list[str]:
     except Exception as error:  # the check is advice; training does not depend on it
         warnings.warn(f"could not check responses against the decoding constraint: {error}", stacklevel=2)
         return []
-    return [text for text in (response_text(task, row) for row in rows) if not constraint.accepts(text)][:20]
+    return [text for text in (response_text(task, row) for row in rows) if not constraint.accepts(text)]
 
 
 def _versions() -> dict:
@@ -438,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--max-length", type=int)
+    parser.add_argument("--max-length", type=int, help="longest prompt + response in tokens (default: the model's context)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quantize", choices=["4bit"])
     parser.add_argument("--log-every", type=int, default=10)

@@ -1,0 +1,254 @@
+"""The model filler: a (fine-tuned) language model decides the slots of a request, under constrained decoding.
+
+The model writes the slots response of derivanim.prompts, and Outlines (llguidance backend) masks every
+token that would leave the response grammar built here. So whatever the weights, the output is the
+compact slots JSON with `function` inside the project's expression grammar, and it always finishes
+within a known number of tokens.
+
+Why this constraint, with Outlines 1.3.3 and llguidance 1.9.1 as installed:
+- Outlines' JSON-schema path (`model(prompt, Slots)`, outlines_core backend) cannot tie `function` to a
+  context-free grammar, allows any whitespace and any number of digits, and so neither matches the
+  training format nor bounds the length: a weak model can run to max_new_tokens and emit broken JSON.
+- Handing llguidance expression.lark itself as a CFG does not work either: llguidance's Lark dialect has
+  no terminal priorities and lexes dynamically (Earley), so it would accept strings that derivanim's
+  LALR parser rejects ("exp" read as e*x*p, "six" as s*i*x, "sinx"), and a CFG cannot bound the length.
+- So: an Outlines CFG (llguidance Lark dialect) for the whole response, in which `function` is ONE
+  terminal, a regular expression derived from expression.lark: its function names come from the
+  FUNCTION terminal, its structure mirrors sum/product/power/atom with parentheses nested at most
+  MAX_NESTING deep, letters never touch letters (so the LALR lexer splits the text exactly as the
+  constraint does), and it is intersected with a length limit (so every response ends within
+  max_response_tokens(), even from a random model). Terminals refer to each other by name,
+  so the grammar stays small. Every string it accepts is read by parse_function's parser (tested by
+  random walks through the compiled constraint); what it does not check is meaning (one variable,
+  agreeing with `variable`), which derivanim.verify checks and repairs.
+The response is ASCII only: no π, −, ·, ×.
+"""
+
+import functools
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from derivanim.errors import InvalidInput, ModelUnavailable
+from derivanim.slots import Slots
+
+# Parentheses (calls and groups) nested at most this deep: "exp(sin(cos(x^2)))" fits. One level more
+# (or a much longer function) makes llguidance's lazily built lexer exceed its default state budget
+# on adversarial random walks, and Outlines gives no way to raise that budget.
+MAX_NESTING = 3
+MAX_FUNCTION_CHARS = 100
+NUMBER_PATTERN = r"-?(0|[1-9][0-9]{0,4})(\.[0-9]{1,3})?"  # what prompts.format_number writes
+LETTER_PATTERN = r"[a-df-z]"  # Slots' pattern of variable and name
+
+
+# ----------------------------------------------------------------------------- the constraint
+
+@functools.cache
+def function_names() -> tuple[str, ...]:
+    """The function names of the FUNCTION terminal of grammars/expression.lark."""
+    from derivanim.grammar import _parser
+
+    return tuple(re.findall(r"[a-z][a-z0-9]*", _parser().get_terminal("FUNCTION").pattern.value))
+
+
+def function_terminals(depth: int = MAX_NESTING) -> str:
+    """Lark terminals F_E0 .. F_E<depth>: expressions of the project's grammar with parentheses nested <= k.
+
+    After each power the lexer state is N (it ended in a digit or ')') or L (it ended in a letter).
+    Juxtaposition (implicit multiplication) without a space is allowed only where the LALR lexer of
+    expression.lark splits the text the same way: N before a letter or '(' ("2x", "2sin(x)", "(x+1)(x-1)",
+    "sin(x)cos(x)"), L before '(' ("x(x+1)"). A space, or an operator, may separate anything.
+    """
+    names = " | ".join(json.dumps(name) for name in function_names())
+    lines = [
+        r"F_NUM: /[0-9]{1,5}(\.[0-9]{1,4})?/",
+        'F_VC: /[a-df-z]/ | "e" | "pi"',  # one-letter variables and the constants
+        f"F_FN: {names}",
+        r'F_SEP: " "? /[-+*\/]/ " "? "-"? | " "',  # a binary operator (maybe a sign after it) or a space
+        'F_POW: ("^" | "**") "-"?',
+    ]
+    for k in range(depth + 1):
+        if k == 0:
+            lines += ["F_AN0: F_NUM", "F_A0: F_NUM | F_VC"]
+        else:
+            inner = f'"(" F_E{k - 1} ")"'
+            lines += [
+                f"F_GROUP{k}: {inner}",
+                f'F_CALL{k}: F_FN ("^" "-"? /[0-9]{{1,2}}/)? {inner}',  # sin(x), sin^2(x)
+                f"F_AN{k}: F_NUM | F_GROUP{k} | F_CALL{k}",  # atoms ending N
+                f"F_A{k}: F_AN{k} | F_VC",
+            ]
+        powered = f"(F_POW F_A{k})? F_POW"  # x^2, e^-x, x^2^3
+        # Powers by (first character, end state): any start; letter or '(' start; '(' start.
+        lines += [
+            f"F_PAN{k}: F_AN{k} | F_A{k} {powered} F_AN{k}",
+            f"F_PAL{k}: F_VC | F_A{k} {powered} F_VC",
+        ]
+        if k == 0:
+            lines += [
+                f"F_NN{k}: F_SEP F_PAN{k} | F_VC {powered} F_AN{k}",
+                f"F_NL{k}: F_SEP F_PAL{k} | F_VC | F_VC {powered} F_VC",
+                f"F_LN{k}: F_SEP F_PAN{k}",
+                f"F_LL{k}: F_SEP F_PAL{k}",
+            ]
+        else:
+            letter_or_paren = f"(F_GROUP{k} | F_CALL{k} | F_VC)"
+            lines += [
+                f"F_NN{k}: F_SEP F_PAN{k} | F_GROUP{k} | F_CALL{k} | {letter_or_paren} {powered} F_AN{k}",
+                f"F_NL{k}: F_SEP F_PAL{k} | F_VC | {letter_or_paren} {powered} F_VC",
+                f"F_LN{k}: F_SEP F_PAN{k} | F_GROUP{k} | F_GROUP{k} {powered} F_AN{k}",
+                f"F_LL{k}: F_SEP F_PAL{k} | F_GROUP{k} {powered} F_VC",
+            ]
+        # The two-state automaton as a regular expression: from N, and from L.
+        lines += [
+            f"F_RN{k}: (F_NN{k} | F_NL{k} F_LL{k}* F_LN{k})* (F_NL{k} F_LL{k}*)?",
+            f"F_RL{k}: F_LL{k}* (F_LN{k} F_RN{k})?",
+            f'F_E{k}: "-"? (F_PAN{k} F_RN{k} | F_PAL{k} F_RL{k})',
+        ]
+    return "\n".join(lines)
+
+
+def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS) -> str:
+    """The whole slots response as an llguidance Lark grammar: derivanim.prompts.format_slots' format.
+
+    Keys in the order of Slots' fields, no whitespace, function as one terminal, numbers as format_number
+    writes them, letters as Slots allows them.
+    """
+    quoted = {"function": 'QUOTE FUNCTION QUOTE', "variable": "QUOTE LETTER QUOTE", "name": "QUOTE LETTER QUOTE"}
+    parts = []
+    for i, key in enumerate(Slots.model_fields):
+        opening = "{" if i == 0 else ","
+        parts.append(json.dumps(f'{opening}"{key}":') + " " + quoted.get(key, "NUMBER"))
+    return "\n".join([
+        "%llguidance {}",
+        f"start: {' '.join(parts)} \"}}\"",
+        'QUOTE: "\\""',
+        f"FUNCTION: F_E{depth} & /.{{1,{max_function_chars}}}/",
+        f"LETTER: /{LETTER_PATTERN}/",
+        f"NUMBER: /{NUMBER_PATTERN}/",
+        function_terminals(depth),
+    ]) + "\n"
+
+
+def max_response_tokens(max_function_chars: int = MAX_FUNCTION_CHARS) -> int:
+    """Tokens enough for the longest response the grammar allows, plus EOS (a token is at least one byte)."""
+    from derivanim.prompts import format_slots
+
+    fixed = len(format_slots(Slots(function="", x_min=0, x_max=0, x0=0))) - 3  # without the function and numbers
+    return fixed + max_function_chars + 3 * len("-12345.123") + 1
+
+
+class SlotsConstraint:
+    """The response grammar compiled for one tokenizer; `accepts` checks a text against it."""
+
+    def __init__(self, tokenizer, depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS):
+        import llguidance
+        import llguidance.hf
+
+        self.grammar = slots_grammar(depth, max_function_chars)
+        self._llguidance = llguidance
+        self.llg_tokenizer = llguidance.hf.from_tokenizer(tokenizer)
+        self._spec = llguidance.LLMatcher.grammar_from_lark(self.grammar)
+        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(self._spec, self.llg_tokenizer)
+        if is_error:
+            raise ValueError(f"the slots grammar does not compile: {messages[0]}")
+
+    def matcher(self):
+        """A fresh llguidance matcher at the start of a response."""
+        return self._llguidance.LLMatcher(self.llg_tokenizer, self._spec)
+
+    def accepts(self, text: str) -> bool:
+        """Could constrained decoding produce exactly `text` (then EOS)?"""
+        matcher = self.matcher()
+        return (matcher.consume_tokens(self.llg_tokenizer.tokenize_str(text))
+                and not matcher.is_error() and matcher.is_accepting())
+
+
+# ----------------------------------------------------------------------------- generation
+
+@dataclass(frozen=True)
+class ModelFill:
+    """What the model decided for one request: the raw text it emitted and the slots parsed from it."""
+
+    request: str
+    emitted: str
+    slots: Slots
+    tokens: int  # tokens generated, the final EOS included
+    seconds: float  # generation only, not model loading
+    model: str  # the base model, and the adapter folder when there is one
+
+
+@functools.cache
+def _slots_generator(base_model: str | None, adapter_dir: str | None):
+    """(model, tokenizer, Outlines generator, description) for one model, built once per process."""
+    try:
+        import outlines
+        from outlines.types import CFG
+    except ImportError:
+        raise ModelUnavailable("the model filler needs outlines and llguidance: pip install outlines llguidance") from None
+    from derivanim.model import DEFAULT_BASE_MODEL, load_adapter, load_model
+
+    description = base_model or DEFAULT_BASE_MODEL
+    if adapter_dir is not None:
+        info = load_adapter(adapter_dir, base_model=base_model)[2]
+        if info.get("task") not in (None, "slots"):
+            raise ModelUnavailable(f"the adapter at {adapter_dir} was trained for {info['task']!r}, not 'slots'")
+        description = f"{base_model or info.get('base_model')} + {adapter_dir}"
+    model, tokenizer = load_model(base_model, adapter_dir)
+    generator = outlines.Generator(outlines.from_transformers(model, tokenizer), CFG(slots_grammar()))
+    return model, tokenizer, generator, description
+
+
+def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
+               max_new_tokens: int | None = None) -> ModelFill:
+    """Ask the model for the slots of `request` under constrained, greedy decoding.
+
+    adapter_dir: a slots adapter from derivanim.train (on the base model it records); None uses
+    `base_model` alone (default: SmolLM2-135M-Instruct). The emitted JSON always has the Slots shape and a
+    function the grammar can read; its meaning is checked later by derivanim.verify.
+    Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
+    not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
+    """
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    from derivanim.prompts import prompt_ids
+
+    if not request or not request.strip():
+        raise InvalidInput("the request is empty")
+    adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
+    model, tokenizer, generator, description = _slots_generator(base_model, adapter)
+    # Outlines compiled the constraint into `generator.logits_processor`; generation calls transformers
+    # with it directly (as Outlines itself does), so that the prompt is exactly the token ids used in
+    # training (Outlines would re-tokenize the prompt text and add special tokens) and the count of
+    # generated tokens is exact.
+    ids = prompt_ids(tokenizer, "slots", request)
+    processor = generator.logits_processor
+    processor.reset()
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens or max_response_tokens(), do_sample=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+    )
+    started = time.perf_counter()
+    # force_eager: llguidance's mask kernel is wrapped in torch.compile, which would spend 10-30 s compiling
+    # C++ on the first call for an operation that takes well under a millisecond eagerly.
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
+        output = model.generate(
+            input_ids=torch.tensor([ids], device=model.device),
+            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=model.device),
+            generation_config=config, logits_processor=LogitsProcessorList([processor]),
+        )
+    seconds = time.perf_counter() - started
+    generated = output[0, len(ids):].tolist()
+    emitted = tokenizer.decode(generated, skip_special_tokens=True)
+    try:
+        slots = Slots.model_validate_json(emitted)
+    except ValidationError as error:
+        raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
+    return ModelFill(request=request, emitted=emitted, slots=slots, tokens=len(generated), seconds=seconds,
+                     model=description)

@@ -1,0 +1,248 @@
+"""The model side: prompt format, tokenization and labels, LoRA training, constrained slots, the baseline.
+
+A tiny random Llama (tests/tiny_model.py) stands in for a real base model; only the tests marked slow
+load SmolLM2-135M itself.
+"""
+
+import copy
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from derivanim.errors import InvalidInput, ModelUnavailable
+from derivanim.grammar import _parser, parse_function
+from derivanim.model_filler import SlotsConstraint, fill_slots, max_response_tokens
+from derivanim.prompts import FALLBACK_CHAT_TEMPLATE, format_number, format_slots, prompt_ids, prompt_text
+from derivanim.slots import Slots
+from derivanim.train import IGNORE, collate, encode_example, encode_rows, train
+
+try:
+    from tests.tiny_model import LONG_CODE, corpus_rows, make_tiny_model, smollm2_tokenizer
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
+    from tiny_model import LONG_CODE, corpus_rows, make_tiny_model, smollm2_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return smollm2_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def constraint(tokenizer):
+    return SlotsConstraint(tokenizer)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
+
+
+@pytest.fixture(scope="module")
+def slots_run(tiny_model_dir, tmp_path_factory):
+    """A slots adapter trained on the tiny model for a few steps; one row is too long and must be dropped."""
+    rows = corpus_rows(8)
+    too_long = dict(rows[0], instruction="Animate the derivative, " + "slowly and " * 200 + "of x^2")
+    out = tmp_path_factory.mktemp("slots-adapter")
+    with pytest.warns(UserWarning, match="1 of 9 rows"):
+        return train("slots", rows + [too_long], corpus_rows(2, split="val"), base_model=tiny_model_dir, out_dir=out,
+                     epochs=3, batch_size=4, lr=5e-3, log_every=1, max_length=256, progress=False)
+
+
+# ----------------------------------------------------------------------------- prompt format
+
+def test_format_slots_is_compact_ordered_and_rounded():
+    text = format_slots({"function": "x^2", "variable": "x", "name": "f", "x_min": -3.0, "x_max": 3.14159, "x0": -0.0001})
+    assert text == '{"function":"x^2","variable":"x","name":"f","x_min":-3,"x_max":3.142,"x0":0}'
+    assert Slots.model_validate_json(text).x_max == pytest.approx(3.142)
+    assert [format_number(v) for v in (2.5, -1.25, 10.0, 1 / 3)] == ["2.5", "-1.25", "10", "0.333"]
+
+
+def test_prompt_uses_the_chat_template_with_a_system_message(tokenizer):
+    text = prompt_text(tokenizer, "slots", "Animate sin(x^2)")
+    assert text.startswith("<|im_start|>system\n") and "JSON" in text
+    assert text.endswith("<|im_start|>user\nAnimate sin(x^2)<|im_end|>\n<|im_start|>assistant\n")
+    assert "Manim" in prompt_text(tokenizer, "freeform", "Animate sin(x^2)")
+
+
+def test_a_tokenizer_without_template_gets_the_fallback(tokenizer):
+    bare = copy.deepcopy(tokenizer)
+    bare.chat_template = None
+    text = prompt_text(bare, "slots", "Animate x^2")
+    assert bare.chat_template == FALLBACK_CHAT_TEMPLATE
+    assert "### System:\n" in text and text.endswith("### User:\nAnimate x^2\n\n### Assistant:\n")
+
+
+# ----------------------------------------------------------------------------- labels and truncation
+
+def test_only_the_response_and_its_eos_carry_labels(tokenizer):
+    row = corpus_rows(1)[0]
+    example = encode_example(tokenizer, "slots", row, max_length=512)
+    prompt = prompt_ids(tokenizer, "slots", row["instruction"])
+    assert example.input_ids[: len(prompt)] == prompt
+    assert example.labels[: len(prompt)] == [IGNORE] * len(prompt)
+    response = example.input_ids[len(prompt):]
+    assert example.labels[len(prompt):] == response
+    assert response[-1] == tokenizer.eos_token_id and example.labels[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(response[:-1]) == format_slots(row["slots"])
+    assert not example.truncated
+
+
+def test_padding_is_masked_by_position_so_eos_keeps_its_label(tokenizer):
+    short = encode_example(tokenizer, "slots", corpus_rows(1)[0], 512)
+    longer = encode_example(tokenizer, "freeform", corpus_rows(1, code=LONG_CODE[:400])[0], 512)
+    assert len(short.input_ids) < len(longer.input_ids)
+    batch = collate([short, longer], pad_id=tokenizer.eos_token_id)  # the worst case: padding with EOS itself
+    n = len(short.input_ids)
+    assert batch["attention_mask"][0, :n].all() and not batch["attention_mask"][0, n:].any()
+    assert (batch["labels"][0, n:] == IGNORE).all()
+    assert batch["labels"][0, n - 1].item() == tokenizer.eos_token_id  # EOS stays labelled
+    assert (batch["labels"][1] != IGNORE).sum() == len(longer.input_ids) - longer.prompt_tokens
+
+
+def test_rows_that_do_not_fit_are_dropped_and_reported(tokenizer):
+    rows = corpus_rows(3, code="from manim import *\n") + corpus_rows(1, code=LONG_CODE)
+    with pytest.warns(UserWarning, match="1 of 4 rows"):
+        kept, report = encode_rows(tokenizer, "freeform", rows, max_length=256, name="train", say=lambda _: None)
+    assert len(kept) == 3 and report["truncated"] == 1 and report["truncation_rate"] == 0.25
+    assert report["longest_tokens"] > 256
+
+
+# ----------------------------------------------------------------------------- the decoding constraint
+
+@pytest.mark.parametrize("function", [
+    "sin(x^2)", "3x^2 + 2cos(x)", "x*sin(x)", "x sin(x)", "(x+1)(x-1)", "e^(-x^2)", "sin^2(x)",
+    "ln(sqrt(1+x^2))", "exp(sin(cos(x^2)))", "x**2*sin(x)", "1/(1+e^-x)", "2pi x", "x(x+1)", "t^3 - 2t",
+])
+def test_the_constraint_accepts_common_functions(constraint, function):
+    assert constraint.accepts(format_slots({"function": function, "x_min": -2, "x_max": 2, "x0": 1}))
+
+
+@pytest.mark.parametrize("function", ["sinx", "exp", "six", "ex", "sin(x", "x·2", "sin(sin(sin(sin(x))))", "x" * 101])
+def test_the_constraint_rejects_what_the_parser_would_read_differently(constraint, function):
+    assert not constraint.accepts(format_slots({"function": function, "x_min": -2, "x_max": 2, "x0": 1}))
+
+
+def test_the_constraint_holds_the_response_format(constraint):
+    good = '{"function":"x^2","variable":"x","name":"f","x_min":-3,"x_max":3,"x0":1}'
+    assert constraint.accepts(good)
+    assert not constraint.accepts(good.replace(",", ", "))  # no whitespace
+    assert not constraint.accepts(good.replace('"x0":1', '"x0":1.23456'))  # 3 decimals at most
+    assert not constraint.accepts(good.replace('"variable":"x","name":"f",', ""))
+
+
+def test_random_walks_through_the_constraint_always_finish_and_parse(constraint):
+    """Whatever tokens a model picks among the allowed ones, it ends in bounded time with grammatical slots."""
+    rng = random.Random(0)
+    for _ in range(40):
+        matcher, tokens = constraint.matcher(), []
+        while True:
+            bits = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
+            token = int(rng.choice(np.nonzero(bits[: constraint.llg_tokenizer.vocab_size])[0]))
+            if token == constraint.llg_tokenizer.eos_token:
+                break
+            assert matcher.consume_token(token) and not matcher.is_error(), matcher.get_error()
+            tokens.append(token)
+            assert len(tokens) < max_response_tokens()
+        assert matcher.is_accepting()
+        slots = Slots.model_validate_json(constraint.llg_tokenizer.decode_str(tokens))
+        _parser().parse(slots.function)  # syntax is guaranteed; meaning (one variable...) is verify's job
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_training_writes_a_complete_adapter_folder(slots_run, tiny_model_dir):
+    out = slots_run.out_dir
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "training_log.json", "loss_curve.png", "derivanim_adapter.json"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "derivanim_adapter.json").read_text())
+    assert info["task"] == "slots" and info["base_model"] == tiny_model_dir
+    assert info["hyperparameters"]["lora_r"] == 16 and info["hyperparameters"]["seed"] == 0
+    assert len(info["data_hash"]) == 16 and info["train_rows"] == 8
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == tiny_model_dir
+
+
+def test_training_log_has_finite_decreasing_losses_and_the_truncation_report(slots_run):
+    log = json.loads((slots_run.out_dir / "training_log.json").read_text())
+    assert [s["step"] for s in log["steps"]] == list(range(1, 7))  # 8 rows, batch 4, 3 epochs, logged every step
+    losses = [s["train_loss"] for s in log["steps"]] + [e["val_loss"] for e in log["epochs"]]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert log["epochs"][-1]["train_loss"] < log["epochs"][0]["train_loss"]
+    assert log["truncation"]["train"]["truncated"] == 1 and log["truncation"]["train"]["rows"] == 9
+    assert log["outside_constraint"] == 0
+
+
+def test_training_is_reproducible_with_a_seed(tiny_model_dir, tmp_path):
+    runs = [train("slots", corpus_rows(4), [], base_model=tiny_model_dir, out_dir=tmp_path / str(i), epochs=1,
+                  batch_size=2, lora_dropout=0.1, log_every=1, progress=False).log["steps"] for i in range(2)]
+    assert [s["train_loss"] for s in runs[0]] == [s["train_loss"] for s in runs[1]]
+
+
+def test_qlora_falls_back_to_lora_without_cuda(tiny_model_dir, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: 4-bit would really run")
+    result = train("freeform", corpus_rows(2), [], base_model=tiny_model_dir, out_dir=tmp_path, epochs=1,
+                   batch_size=2, max_steps=1, quantize="4bit", progress=False)
+    assert "falling back to full-precision LoRA" in capsys.readouterr().out
+    info = json.loads((result.out_dir / "derivanim_adapter.json").read_text())
+    assert info["hyperparameters"]["quantize"] is None and info["hyperparameters"]["quantize_requested"] == "4bit"
+
+
+# ----------------------------------------------------------------------------- generation
+
+def _check_fill(fill, constraint):
+    assert isinstance(fill.slots, Slots)
+    assert constraint.accepts(fill.emitted)
+    assert 0 < fill.tokens <= max_response_tokens() and fill.seconds > 0
+    try:
+        parse_function(fill.slots.function, variable=fill.slots.variable, name=fill.slots.name)
+    except InvalidInput as error:  # the constraint guarantees syntax, not meaning
+        assert not str(error).startswith("cannot read"), error
+
+
+def test_fill_slots_with_a_random_model_still_gives_valid_slots(tiny_model_dir, constraint):
+    fill = fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)
+    _check_fill(fill, constraint)
+
+
+def test_fill_slots_with_an_adapter(slots_run, constraint):
+    fill = fill_slots("Animate the derivative of f(x) = x^2", adapter_dir=slots_run.out_dir)
+    _check_fill(fill, constraint)
+    assert str(slots_run.out_dir) in fill.model
+
+
+def test_the_baseline_generates_free_text_and_checks_the_adapter_task(slots_run, tiny_model_dir, tmp_path):
+    from derivanim.baseline import generate_scene
+
+    with pytest.raises(ModelUnavailable, match="trained for 'slots'"):
+        generate_scene("Animate x^2", slots_run.out_dir, max_new_tokens=4)
+    freeform = train("freeform", corpus_rows(2), [], base_model=tiny_model_dir, out_dir=tmp_path, epochs=1,
+                     batch_size=2, progress=False)
+    scene = generate_scene("Animate the derivative of x^2", freeform.out_dir, max_new_tokens=6)
+    assert isinstance(scene.text, str) and 0 < scene.tokens <= 6 and scene.seconds > 0
+    assert scene.finished == (scene.tokens < 6)
+    with pytest.raises(ModelUnavailable, match="trained for 'freeform'"):
+        fill_slots("Animate x^2", adapter_dir=freeform.out_dir)
+
+
+def test_missing_models_and_adapters_raise_model_unavailable(tmp_path):
+    from derivanim.model import load_adapter, load_base_model
+
+    with pytest.raises(ModelUnavailable, match="no adapter folder"):
+        load_adapter(tmp_path / "nowhere")
+    with pytest.raises(ModelUnavailable, match="adapter_config.json is missing"):
+        load_adapter(tmp_path)
+    with pytest.raises(ModelUnavailable, match="cannot load the model"):
+        load_base_model(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_smollm2_fills_valid_slots_without_an_adapter(constraint):
+    fill = fill_slots("Show me how the derivative of x^2*sin(x) works")
+    _check_fill(fill, constraint)
+    assert fill.model == "smollm2-135m"
