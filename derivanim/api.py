@@ -10,6 +10,7 @@ from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.grammar import FUNCTIONS, parse_function
 from derivanim.plan import ScenePlan, plan_scene
 from derivanim.render import render_scene, write_atomically
+from derivanim.resources import resource_path
 from derivanim.rules_filler import rules_slots
 from derivanim.slots import Slots
 from derivanim.template import write_scene
@@ -75,7 +76,15 @@ def looks_like_words(text: str) -> bool:
     return sum(word.lower() not in FUNCTIONS for word in _WORD.findall(text)) >= 2
 
 
-def _model_slots(text: str) -> tuple[Slots, ModelRun]:
+def shipped_slots_adapter() -> Path | None:
+    """The slots adapter that ships with derivanim (trained by the documented command), if present."""
+    try:
+        return resource_path("adapters", "slots")
+    except FileNotFoundError:
+        return None
+
+
+def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun]:
     try:
         from derivanim.model_filler import fill_slots  # the model stack loads only when asked for
     except ImportError as error:
@@ -83,15 +92,20 @@ def _model_slots(text: str) -> tuple[Slots, ModelRun]:
             f"the model filler is not available ({error}); for a bare function use filler='rules' (--filler rules)"
         ) from None
 
-    result = fill_slots(text)
+    adapter = adapter or shipped_slots_adapter()
+    if adapter is None:
+        raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
+                               "or for a bare function use filler='rules' (--filler rules)")
+    result = fill_slots(text, adapter_dir=adapter)
     return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, seconds=result.seconds)
 
 
-def fill(text: str, filler: Filler = "auto") -> Animation:
+def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None) -> Animation:
     """Turn a function ('sin(x^2)') or a request in words into a verified animation.
 
     filler="rules" decides the slots with SymPy alone (the text must be a function); "model" asks the
-    fine-tuned model; "auto" uses rules for a bare function and the model otherwise.
+    fine-tuned model (`adapter`, default: the shipped slots adapter); "auto" uses rules for a bare function
+    and the model otherwise.
     Raises InvalidInput for text derivanim cannot use.
     """
     if filler not in ("auto", "rules", "model"):
@@ -108,7 +122,7 @@ def fill(text: str, filler: Filler = "auto") -> Animation:
     if filler == "rules":
         slots = rules_slots(text)
     else:
-        slots, model_run = _model_slots(text)
+        slots, model_run = _model_slots(text, adapter)
     return build_animation(text, filler, slots, model_run)
 
 

@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from rich.markup import escape
 
 from derivanim.errors import DerivanimError, InvalidInput
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, emoji=False)  # ":smile:" in an echoed input stays text
 
 MAKE_EXAMPLES = """examples:
   derivanim make "sin(x^2)"                        scene + 720p video in ./out
@@ -30,11 +31,31 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message}")
 
 
+def _make_baseline(args) -> int:
+    """The free-form baseline: the model's scene is written exactly as emitted and rendered if it can be."""
+    from derivanim.baseline import generate_scene
+    from derivanim.render import render_scene, write_atomically
+
+    if args.adapter is None:
+        raise InvalidInput("--filler baseline needs --adapter: a freeform adapter from `derivanim train --task freeform`")
+    with stderr.status("Generating the scene free-form ..."):
+        generated = generate_scene(args.request, args.adapter)
+    scene_path = Path(args.output) / f"{args.name}.py"
+    write_atomically(scene_path, generated.text)
+    video_path = None if args.no_render else render_scene(scene_path, Path(args.output), args.quality, args.format)
+    result = {"request": args.request, "filler": "baseline", "tokens": generated.tokens, "seconds": generated.seconds,
+              "finished": generated.finished, "scene": str(scene_path), "video": video_path and str(video_path)}
+    print(json.dumps(result, indent=2) if args.json else f"scene: {scene_path}" + (f"\nvideo: {video_path}" if video_path else ""))
+    return 0
+
+
 def _make(args) -> int:
     from derivanim.api import fill
     from derivanim.render import open_file
 
-    animation = fill(args.request, filler=args.filler)
+    if args.filler == "baseline":
+        return _make_baseline(args)
+    animation = fill(args.request, filler=args.filler, adapter=args.adapter)
     out_dir = Path(args.output)
     scene_path = animation.save(out_dir / f"{args.name}.py")
     video_path = None
@@ -60,6 +81,207 @@ def _make(args) -> int:
     return 0
 
 
+DATA_EXAMPLES = """examples:
+  derivanim data build                              the default corpus (537 rows) into data/corpus
+  derivanim data build --check                      rebuild from data/corpus/manifest.json, compare byte for byte
+  derivanim data build --size 5000 -o /tmp/big --dry-run-sample 40
+  derivanim data build --instructions paraphrase -o data/paraphrase
+  derivanim data import ../shared/reference/derivanimator-525 -o data/original
+  derivanim data stats data/corpus --latex table.tex --figure reports/figures/corpus_levels.png
+"""
+
+
+def _progress(stages: dict[str, str]):
+    """A Rich progress display on stderr and the callback that feeds it: callback(stage, done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=stderr, transient=True)
+    tasks = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stages.get(stage, stage), total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return progress, report
+
+
+def _data_build(args) -> int:
+    import time
+
+    from derivanim import corpus
+
+    out_dir = Path(args.output)
+    manifest = args.from_manifest or (out_dir / corpus.MANIFEST if args.check else None)
+    config = corpus.BuildConfig.from_manifest(manifest) if manifest else corpus.BuildConfig(
+        size=args.size, seed=args.seed, instructions=args.instructions)
+    dry_run = "none" if args.no_dry_run or args.check else (None if args.dry_run_all else args.dry_run_sample)
+    started = time.perf_counter()
+    progress, report = _progress({"catalog": "growing the catalog", "rows": "making and checking rows",
+                                  "dry-run": "dry-running scenes"})
+    with progress:
+        result = corpus.build_corpus(config, catalog_dir=args.catalog, dry_run_rows=dry_run, jobs=args.jobs,
+                                     on_progress=report)
+    seconds = time.perf_counter() - started
+    if result.failures:
+        raise corpus.CorpusInvalid(result.failures)
+    if args.check:
+        problems = corpus.check_corpus(out_dir, result)
+        for problem in problems:
+            stderr.print(f"[red]differs:[/] {escape(problem)}")
+        print(f"{out_dir}: {'NOT reproduced' if problems else 'reproduced byte for byte'} "
+              f"({len(result.rows)} rows rebuilt in {seconds:.0f} s)")
+        return 1 if problems else 0
+    stats = corpus.corpus_stats(result.by_split(), tokenizer=corpus.load_tokenizer())
+    written = corpus.write_corpus(result, out_dir, stats=stats)
+    Console(highlight=False).print(corpus.stats_table(stats, title=str(out_dir)))
+    dry = written["validation"]["dry_run"]
+    print(f"wrote {len(result.rows)} rows to {out_dir} in {seconds:.0f} s; all rows validated; "
+          f"dry-run: {dry['how']} ({dry['rows']} of {dry['of']} rows)")
+    return 0
+
+
+def _data_catalog(args) -> int:
+    from derivanim import catalog
+
+    paths = catalog.write_catalog(catalog.generate_catalog(args.seed), Path(args.output), seed=args.seed)
+    for path, level in zip(paths, catalog.LEVELS):
+        print(f"{path}: {len(catalog.read_catalog(Path(args.output))[level])} functions")
+    return 0
+
+
+def _print_stats(rows, title: str, latex: str | None = None, figure: str | None = None) -> None:
+    from derivanim import corpus
+
+    by_split = {split: [row for row in rows if row.split == split] for split in corpus.SPLITS}
+    stats = corpus.corpus_stats(by_split, tokenizer=corpus.load_tokenizer())
+    Console(highlight=False).print(corpus.stats_table(stats, title=title))
+    if latex:
+        Path(latex).write_text(corpus.stats_latex(stats, caption=f"{title} by split."), encoding="utf-8")
+        print(f"LaTeX table: {latex}")
+    if figure:
+        print(f"figure: {corpus.stats_figure(by_split, stats, Path(figure))}")
+
+
+def _data_import(args) -> int:
+    from derivanim import corpus
+
+    rows = corpus.import_original(Path(args.path))
+    if args.output:
+        for split, path in corpus.write_rows(rows, Path(args.output)).items():
+            print(f"{path}: {sum(row.split == split for row in rows)} rows")
+    _print_stats(rows, title=f"{args.path} (imported)")
+    return 0
+
+
+def _data_stats(args) -> int:
+    from derivanim import corpus
+
+    path = Path(args.path) if args.path else corpus.default_corpus_dir()
+    _print_stats(corpus.load_corpus(path), title=args.path or "data/corpus", latex=args.latex, figure=args.figure)
+    return 0
+
+
+def _add_data_commands(commands) -> None:
+    data = commands.add_parser(
+        "data", help="build, import and describe the corpus",
+        description="The corpus of (instruction, slots, code) rows the models are trained and evaluated on.",
+        epilog=DATA_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+
+    build = actions.add_parser(
+        "build", help="build, validate and write a corpus",
+        description="Build the corpus from the function catalog (data/functions) and a seed, validate every row, "
+                    "dry-run the scenes of a sample (or all), and write train/val/test.jsonl with manifest.json. "
+                    "Nothing is written if any row fails.",
+        epilog=DATA_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build.add_argument("--size", type=int, default=537, help="rows in all (default: 537, as in the paper); beyond "
+                       "the catalog, random expression trees that pass verification are added")
+    build.add_argument("--seed", type=int, default=0, help="decides everything random (default: 0)")
+    build.add_argument("--instructions", choices=["paper", "standard", "paraphrase"], default="paper",
+                       help="paper: the paper's seven formats in its proportions (default); standard: one format; "
+                            "paraphrase: half the paper's, half natural phrasings (intervals, other names, no f(x) =)")
+    build.add_argument("-o", "--output", default=str(Path("data") / "corpus"), help="folder (default: data/corpus)")
+    build.add_argument("--catalog", default=None, help="folder of the function catalog (default: data/functions)")
+    build.add_argument("--dry-run-sample", type=int, default=40, metavar="K",
+                       help="dry-run the scenes of K rows spread over the levels (default: 40; a scene takes 20-50 s)")
+    build.add_argument("--dry-run-all", action="store_true", help="dry-run every row's scene (hours for 537 rows)")
+    build.add_argument("--no-dry-run", action="store_true", help="validate rows without running any scene")
+    build.add_argument("--jobs", type=int, default=1, help="dry-run processes at a time (default: 1)")
+    build.add_argument("--from-manifest", default=None, metavar="FILE",
+                       help="take size, seed and instructions from a manifest.json")
+    build.add_argument("--check", action="store_true",
+                       help="rebuild from OUTPUT/manifest.json without writing, and compare with OUTPUT byte for byte")
+    build.set_defaults(run=_data_build)
+
+    catalog = actions.add_parser("catalog", help="regenerate the function catalog (data/functions/<level>.txt)",
+                                 description="Write the default function catalog, 134/135/134/134 functions by level, "
+                                             "from the families in derivanim.catalog and a seed.")
+    catalog.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    catalog.add_argument("-o", "--output", default=str(Path("data") / "functions"), help="(default: data/functions)")
+    catalog.set_defaults(run=_data_catalog)
+
+    imported = actions.add_parser("import", help="read the original DerivativeAnimator corpus",
+                                  description="Read train/val/test.jsonl (function, code, level) and hf_*.jsonl "
+                                              "(instruction) of the original corpus into derivanim's rows; slots come "
+                                              "from the rules filler. Prints its table; -o writes the rows.")
+    imported.add_argument("path", help="folder of the original files")
+    imported.add_argument("-o", "--output", default=None, help="write train/val/test.jsonl of rows here")
+    imported.set_defaults(run=_data_import)
+
+    stats = actions.add_parser("stats", help="the paper's table for a corpus (ours or the original)",
+                               description="Samples, average code length (characters, SmolLM2 tokens), size and "
+                                           "levels per split.")
+    stats.add_argument("path", nargs="?", default=None, help="corpus folder or .jsonl (default: data/corpus)")
+    stats.add_argument("--latex", default=None, metavar="FILE", help="also write the table as LaTeX")
+    stats.add_argument("--figure", default=None, metavar="PNG", help="also draw levels and code lengths (matplotlib)")
+    stats.set_defaults(run=_data_stats)
+
+
+TRAIN_EXAMPLES = """examples:
+  derivanim train --task slots --out runs/slots                        LoRA on SmolLM2-135M, data/corpus
+  derivanim train --task slots --data runs/corpus-paraphrase --epochs 2 --lora-r 8 --out runs/slots
+  derivanim train --task freeform --out runs/freeform --quantize 4bit  the baseline; QLoRA where CUDA is
+  derivanim train --task slots --base-model deepseek-ai/deepseek-coder-1.3b-base --out runs/ds-slots
+  accelerate launch -m derivanim.train --task slots --out runs/slots   several GPUs or nodes
+"""
+
+EVAL_EXAMPLES = """examples:
+  derivanim eval --systems template,template-rules --split test --out reports/test
+  derivanim eval --systems baseline,template,template-rules --freeform-adapter runs/freeform --limit 5 --render
+  derivanim eval --systems template,template-rules,reference --dataset ../shared/reference/derivanimator-525 \\
+                 --out reports/original-test
+"""
+
+
+def _train(args) -> int:
+    from derivanim.train import run
+
+    result = run(args)
+    print(f"adapter: {result.out_dir} ({result.seconds:.0f} s)")
+    return 0
+
+
+def _eval(args) -> int:
+    from derivanim.evaluate import EvalConfig, run_eval, table_markdown
+
+    config = EvalConfig(
+        systems=tuple(s.strip() for s in args.systems.split(",") if s.strip()), split=args.split,
+        dataset=Path(args.dataset) if args.dataset else None, limit=args.limit, render=args.render,
+        out=Path(args.out), slots_adapter=Path(args.slots_adapter) if args.slots_adapter else None,
+        freeform_adapter=Path(args.freeform_adapter) if args.freeform_adapter else None,
+        base_model=args.base_model, scene_timeout=args.scene_timeout,
+    )
+    with stderr.status("evaluating ...") as status:
+        summary = run_eval(config, on_progress=lambda message: status.update(escape(message)))
+    print(table_markdown(summary))
+    print(f"report: {config.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="derivanim",
@@ -78,18 +300,59 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("-q", "--quality", choices=["l", "m", "h", "k"], default="m",
                       help="480p15, 720p30 (default), 1080p60 or 2160p60")
     make.add_argument("--format", choices=["mp4", "gif"], default="mp4", help="video format (default: mp4)")
-    make.add_argument("--filler", choices=["auto", "rules", "model"], default="auto",
-                      help="who decides the slots: rules (SymPy), model, or auto (rules for a bare function)")
+    make.add_argument("--filler", choices=["auto", "rules", "model", "baseline"], default="auto",
+                      help="who decides the slots: rules (SymPy), model, or auto (rules for a bare function); "
+                           "baseline: the free-form model writes the whole scene, unchecked (for comparison)")
+    make.add_argument("--adapter", default=None,
+                      help="adapter folder for --filler model/baseline (default: the shipped slots adapter)")
     make.add_argument("--no-render", action="store_true", help="write the .py only")
     make.add_argument("--preview", action="store_true", help="open the video when it is ready")
     make.add_argument("--json", action="store_true", help="print a machine-readable result")
     make.set_defaults(run=_make)
+    _add_data_commands(commands)
+
+    training = commands.add_parser(
+        "train", help="fine-tune a LoRA adapter (slots or free-form)",
+        description="Fine-tune a LoRA/QLoRA adapter on the corpus: 'slots' for the template-fill model filler, "
+                    "'freeform' for the baseline that writes the whole scene.",
+        epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from derivanim.train import add_arguments
+
+    add_arguments(training)
+    training.set_defaults(run=_train)
+
+    evaluation = commands.add_parser(
+        "eval", help="compare the systems on a test split by running their code",
+        description="Every system writes a scene for every request of the split; each scene is parsed and run "
+                    "(dry-run, and a real render with --render) and scored on the paper's metrics.",
+        epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluation.add_argument("--systems", default="template,template-rules",
+                            help="comma-separated: baseline, template, template-rules, reference")
+    evaluation.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluation.add_argument("--dataset", help="corpus folder or .jsonl, or the original DerivativeAnimator folder "
+                                              "(default: data/corpus)")
+    evaluation.add_argument("--limit", type=int, help="only the first N requests")
+    evaluation.add_argument("--render", action="store_true", help="also render every executable scene (slow)")
+    evaluation.add_argument("--out", default="reports/eval", help="report folder (default: reports/eval)")
+    evaluation.add_argument("--slots-adapter", help="slots adapter for 'template' (default: the shipped one)")
+    evaluation.add_argument("--freeform-adapter", help="free-form adapter for 'baseline'")
+    evaluation.add_argument("--base-model", default=None, help="base model of the adapters (default: as recorded)")
+    evaluation.add_argument("--scene-timeout", type=float, default=120.0, help="seconds a scene may run (default 120)")
+    evaluation.set_defaults(run=_eval)
     return parser
+
+
+def _protect_expressions(argv: list[str]) -> list[str]:
+    """'-x^2' is a function, not an option: a leading space keeps argparse from reading it as one (the grammar
+    ignores spaces)."""
+    return [f" {arg}" if re.match(r"-[^-]", arg) and re.search(r"[^\w-]|\d", arg[1:]) else arg for arg in argv]
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_protect_expressions(sys.argv[1:] if argv is None else argv))
         return args.run(args)
     except DerivanimError as error:
         stderr.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)

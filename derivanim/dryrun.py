@@ -8,30 +8,36 @@ time limit; `python -m derivanim.dryrun FILE...` is that subprocess.
 """
 
 import ast
+import atexit
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 PLOT_SAMPLES = 41
+MAX_LINES = 400  # straight lines recorded per scene
 OVERLAP_TOLERANCE = 0.03  # scene units two text boxes may share (glyph boxes are a little generous)
 FRAME_TOLERANCE = 0.02
 
 
 def phase_methods(source: str, scene_name: str = "DerivativeVisualization") -> list[str]:
-    """The self.<method>() calls of construct(), in order (empty if there is no such scene)."""
+    """The scene's own methods that construct() calls as self.<method>(), in order (empty if none)."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef) and node.name == scene_name:
+            own = {item.name for item in node.body if isinstance(item, ast.FunctionDef)} - {"construct"}
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "construct":
                     return [
                         call.func.attr for statement in item.body
                         if isinstance(statement, ast.Expr) and isinstance(call := statement.value, ast.Call)
-                        and isinstance(call.func, ast.Attribute)
+                        and isinstance(call.func, ast.Attribute) and call.func.attr in own
                         and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"
                     ]
     return []
@@ -70,31 +76,52 @@ def layout_problems(scene) -> dict:
     for mobject in scene.mobjects:
         walk(mobject)
     half_w, half_h = config.frame_width / 2 + FRAME_TOLERANCE, config.frame_height / 2 + FRAME_TOLERANCE
-    outside = [
-        _describe(m) for m in texts + shapes
-        if (m in shapes or _visible(m)) and (abs(m.get_left()[0]) > half_w or abs(m.get_right()[0]) > half_w
-                            or abs(m.get_top()[1]) > half_h or abs(m.get_bottom()[1]) > half_h)
-    ]
     visible = [t for t in texts if _visible(t)]
+    boxes = {id(m): _box(m) for m in visible + shapes}  # once each: a box walks every point of the family
+    outside = []
+    for m in visible + shapes:
+        left, right, bottom, top = boxes[id(m)]
+        if max(abs(left), abs(right)) > half_w or max(abs(bottom), abs(top)) > half_h:
+            outside.append(_describe(m))
     overlaps = []
     for i, a in enumerate(visible):
         for b in visible[i + 1:]:
-            if _boxes_overlap(a, b):
+            if _boxes_overlap(boxes[id(a)], boxes[id(b)]):
                 overlaps.append([_describe(a), _describe(b)])
     return {"outside_frame": outside, "text_overlaps": overlaps}
 
 
+def _box(mobject) -> tuple[float, float, float, float]:
+    """left, right, bottom, top: the same box as get_left()/get_right()/..., computed in one pass."""
+    points = mobject.get_points_defining_boundary()
+    if len(points) == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    (left, bottom), (right, top) = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    return float(left), float(right), float(bottom), float(top)
+
+
 def _boxes_overlap(a, b) -> bool:
     t = OVERLAP_TOLERANCE
-    return (a.get_left()[0] + t < b.get_right()[0] - t and b.get_left()[0] + t < a.get_right()[0] - t
-            and a.get_bottom()[1] + t < b.get_top()[1] - t and b.get_bottom()[1] + t < a.get_top()[1] - t)
+    (a_left, a_right, a_bottom, a_top), (b_left, b_right, b_bottom, b_top) = a, b
+    return (a_left + t < b_right - t and b_left + t < a_right - t
+            and a_bottom + t < b_top - t and b_bottom + t < a_top - t)
 
 
 def _describe(mobject) -> str:
+    from manim import DecimalNumber
+
     text = getattr(mobject, "tex_string", None) or getattr(mobject, "text", None)
-    if text is None and hasattr(mobject, "get_value"):
+    if text is None and isinstance(mobject, DecimalNumber):  # hasattr(m, "get_value") holds for any Mobject
         text = f"{mobject.get_value():g}"
     return f"{type(mobject).__name__}({text!r})" if text is not None else type(mobject).__name__
+
+
+@cache
+def _media_dir() -> str:
+    """A private media folder for this process: LaTeX is cached across scenes, and nothing lands in the cwd."""
+    folder = tempfile.mkdtemp(prefix="derivanim-dryrun-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = "DerivativeVisualization") -> dict:
@@ -103,7 +130,7 @@ def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = 
 
     source = Path(path).read_text()
     phases = phase_methods(source, scene_name)
-    report = {"phases": [], "plots": [], "error": None, "phase_names": phases}
+    report = {"phases": [], "plots": [], "lines": [], "error": None, "phase_names": phases}
     plotted = []
     original_plot = CoordinateSystem.plot
 
@@ -114,13 +141,17 @@ def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = 
 
     CoordinateSystem.plot = recording_plot
     try:
-        with tempconfig({"dry_run": True, "save_last_frame": True, "quality": "low_quality",
+        with tempconfig({"dry_run": True, "quality": "low_quality", "media_dir": _media_dir(),
                          "disable_caching": True, "verbosity": "ERROR", "progress_bar": "none"}):
             spec = importlib.util.spec_from_file_location(f"scene_{abs(hash(str(path)))}", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             scene_class = getattr(module, scene_name)
-            scene = scene_class()
+            try:  # each play() jumps to its end state; dry_run alone would still compute every frame
+                scene = scene_class(skip_animations=True)
+            except TypeError:  # a scene with an __init__ of its own
+                scene = scene_class()
+            _record_lines(scene, plotted, report, check_layout=not phases)
             for index, name in enumerate(phases):
                 _after_phase(scene, name, index, report, frames_dir)
             scene.render()
@@ -155,13 +186,12 @@ def _after_phase(scene, name: str, index: int, report: dict, frames_dir: Path | 
     play = scene.play
 
     def wrapped(*args, **kwargs):
-        phase = {"name": name, "outside_frame": [], "text_overlaps": []}
+        phase = {"name": name, "outside_frame": [], "text_overlaps": [], "classes": []}
         fullest = [-1]
 
         def checked_play(*play_args, **play_kwargs):
             play(*play_args, **play_kwargs)
-            for key, found in layout_problems(scene).items():
-                phase[key] += [item for item in found if item not in phase[key]]
+            _merge_layout(phase, scene)
             size = sum(len(m.get_family()) for m in scene.mobjects)
             if frames_dir is not None and size > fullest[0]:
                 fullest[0] = size
@@ -175,6 +205,42 @@ def _after_phase(scene, name: str, index: int, report: dict, frames_dir: Path | 
             report["phases"].append(phase)
 
     setattr(scene, name, wrapped)
+
+
+def _merge_layout(phase: dict, scene) -> None:
+    """Add what the scene shows now to a phase's findings: layout problems and the classes on screen."""
+    for key, found in layout_problems(scene).items():
+        phase[key] += [item for item in found if item not in phase[key]]
+    on_screen = {cls.__name__ for m in scene.mobjects for part in m.get_family() for cls in type(part).__mro__}
+    phase["classes"] = sorted(on_screen.union(phase["classes"]))
+
+
+def _record_lines(scene, plotted: list, report: dict, check_layout: bool) -> None:
+    """After every animation, note the straight lines on screen in the coordinates of the first axes plotted
+    on (a tangent is one of them); a scene without phase methods is checked for layout as one phase."""
+    from manim import Line
+
+    play = scene.play
+    whole = {"name": "construct", "outside_frame": [], "text_overlaps": [], "classes": []}
+    if check_layout:
+        report["phases"].append(whole)
+
+    def recording_play(*args, **kwargs):
+        play(*args, **kwargs)
+        if check_layout:
+            _merge_layout(whole, scene)
+        if not plotted or len(report["lines"]) >= MAX_LINES:
+            return
+        axes = plotted[0][0]
+        for mobject in scene.mobjects:
+            for part in mobject.get_family():
+                if isinstance(part, Line) and part.has_points():
+                    line = {"start": [round(float(v), 6) for v in axes.p2c(part.get_start())[:2]],
+                            "end": [round(float(v), 6) for v in axes.p2c(part.get_end())[:2]]}
+                    if line not in report["lines"]:
+                        report["lines"].append(line)
+
+    scene.play = recording_play
 
 
 def _save_frame(scene, path: Path) -> None:
@@ -197,6 +263,27 @@ def inspect_in_subprocess(path: Path, timeout: float = 120.0) -> dict:
         return {"error": f"the scene's process died (exit {done.returncode}): {done.stderr.strip()[-300:]}",
                 "phases": [], "plots": []}
     return json.loads(lines[-1])
+
+
+def inspect_many(paths: list[Path], timeout: float = 120.0) -> dict[Path, dict]:
+    """inspect_scene for many files, in one child process (Manim and LaTeX start once) with a time limit of
+    `timeout` per scene; scenes left without a report after a crash or time-out are retried one by one."""
+    reports: dict[Path, dict] = {}
+    if paths:
+        try:
+            done = subprocess.run([sys.executable, "-m", "derivanim.dryrun", *map(str, paths)],
+                                  capture_output=True, text=True, timeout=timeout * len(paths))
+            output = done.stdout
+        except subprocess.TimeoutExpired as expired:
+            output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        for line in output.splitlines():
+            if line.startswith("{"):
+                report = json.loads(line)
+                reports[Path(report.pop("path"))] = report
+    for path in paths:
+        if Path(path) not in reports:
+            reports[Path(path)] = inspect_in_subprocess(Path(path), timeout=timeout)
+    return reports
 
 
 def main(argv: list[str]) -> None:

@@ -422,15 +422,17 @@ def _versions() -> dict:
 
 # ----------------------------------------------------------------------------- command line
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m derivanim.train` / `accelerate launch -m derivanim.train`: plain values, overridable."""
-    parser = argparse.ArgumentParser(prog="python -m derivanim.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("task", choices=["slots", "freeform"])
-    parser.add_argument("--data", help="corpus .jsonl with a 'split' field (rows of split train and val)")
+def add_arguments(parser) -> None:
+    """The training options, shared by `derivanim train` and `python -m derivanim.train` (for accelerate launch)."""
+    parser.add_argument("--task", choices=["slots", "freeform"], required=True,
+                        help="slots: JSON slots (template-fill); freeform: the whole scene (the baseline)")
+    parser.add_argument("--data", default=None,
+                        help="corpus folder or .jsonl (default: data/corpus); its train and val splits are used")
     parser.add_argument("--train", help="training rows (.jsonl); overrides --data")
     parser.add_argument("--val", help="validation rows (.jsonl); overrides --data")
     parser.add_argument("--out", required=True, help="output folder of the adapter")
-    parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL)
+    parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL,
+                        help="smollm2-135m (default, offline), a Hugging Face id or a local folder")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=32)
@@ -439,18 +441,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--max-length", type=int, help="longest prompt + response in tokens (default: the model's context)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quantize", choices=["4bit"])
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--max-steps", type=int)
-    args = parser.parse_args(argv)
-    if not (args.data or (args.train and args.val)):
-        parser.error("give --data, or both --train and --val")
-    rows_train = load_rows(args.train) if args.train else load_rows(args.data, split="train")
-    rows_val = load_rows(args.val) if args.val else load_rows(args.data, split="val")
-    train(args.task, rows_train, rows_val, base_model=args.base_model, out_dir=args.out, epochs=args.epochs,
-          lora_r=args.lora_r, lora_alpha=args.lora_alpha, lr=args.lr, batch_size=args.batch_size,
-          grad_accum=args.grad_accum, max_length=args.max_length, seed=args.seed, quantize=args.quantize,
-          log_every=args.log_every, max_steps=args.max_steps)
+    parser.add_argument("--quantize", choices=["4bit"], help="QLoRA (NF4) on CUDA; full-precision LoRA on CPU")
+    parser.add_argument("--log-every", type=int, default=10, help="log the training loss every N steps")
+    parser.add_argument("--max-steps", type=int, help="stop after N optimiser steps (a short run)")
+
+
+def run(args) -> TrainResult:
+    """Train from parsed arguments."""
+    from derivanim.corpus import load_corpus
+
+    def rows(path, split):
+        if path is not None and str(path).endswith(".jsonl") and split is None:
+            return load_rows(path)
+        return [row.to_dict() for row in load_corpus(path, split=split)]
+
+    rows_train = rows(args.train, None) if args.train else rows(args.data, "train")
+    rows_val = rows(args.val, None) if args.val else rows(args.data, "val")
+    return train(args.task, rows_train, rows_val, base_model=args.base_model, out_dir=args.out, epochs=args.epochs,
+                 lora_r=args.lora_r, lora_alpha=args.lora_alpha, lr=args.lr, batch_size=args.batch_size,
+                 grad_accum=args.grad_accum, max_length=args.max_length, seed=args.seed, quantize=args.quantize,
+                 log_every=args.log_every, max_steps=args.max_steps)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`accelerate launch -m derivanim.train --task slots ...`: the same options as `derivanim train`."""
+    parser = argparse.ArgumentParser(prog="python -m derivanim.train", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,347 @@
+"""`derivanim eval`: every system writes a scene for every test request; the scenes are parsed and run.
+
+Systems: `baseline` (the free-form model writes the whole scene), `template` (the model fills the slots,
+SymPy verifies, the template writes the scene), `template-rules` (SymPy fills the slots from the true
+function: the upper bound of the template route), `reference` (the dataset's own code, where it has any).
+Every number in the report is traceable to its case in samples.jsonl.
+"""
+
+import hashlib
+import json
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from derivanim import __version__
+from derivanim.calculus import evaluator
+from derivanim.corpus import Row, load_corpus
+from derivanim.dryrun import inspect_many
+from derivanim.errors import DerivanimError, InvalidInput
+from derivanim.grammar import ParsedFunction, parse_function
+from derivanim.metrics import TABLE, runtime_metrics, static_metrics, usable
+
+SYSTEMS = ("baseline", "template", "template-rules", "reference")
+LEVELS = ("foundation", "conceptual", "application", "advanced")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    systems: tuple[str, ...]
+    split: str = "test"
+    dataset: Path | None = None
+    limit: int | None = None
+    render: bool = False
+    out: Path = Path("reports/eval")
+    slots_adapter: Path | None = None
+    freeform_adapter: Path | None = None
+    base_model: str | None = None
+    scene_timeout: float = 120.0
+    command: str = field(default_factory=lambda: shlex.join(["derivanim", *sys.argv[1:]]))
+
+
+@dataclass
+class Case:
+    """One system's scene for one request, and everything measured about it."""
+
+    index: int
+    system: str
+    request: str
+    function: str
+    level: str
+    code: str | None = None
+    error: str | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+    slots: dict | None = None
+    repairs: list[str] = field(default_factory=list)
+    slots_correct: bool | None = None
+    metrics: dict = field(default_factory=dict)
+    findings: dict = field(default_factory=dict)
+
+
+def same_function(candidate: ParsedFunction, truth: ParsedFunction) -> bool:
+    """Whether two functions agree (up to the name of the variable) at the points where the truth is finite."""
+    xs = np.linspace(-3.7, 3.7, 41)
+    a = evaluator(candidate.expr, candidate.variable)(xs)
+    b = evaluator(truth.expr, truth.variable)(xs)
+    finite = np.isfinite(b)
+    if finite.sum() < 5:
+        return sympy.simplify(candidate.expr.subs(candidate.variable, truth.variable) - truth.expr) == 0
+    return bool(np.allclose(a[finite], b[finite], rtol=1e-6, atol=1e-9, equal_nan=False))
+
+
+def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
+    """Ask one system for the scene of one request."""
+    from derivanim.api import fill
+
+    case = Case(index=index, system=system, request=row.instruction, function=row.function, level=row.level)
+    started = time.perf_counter()
+    try:
+        if system == "reference":
+            case.code = row.code or None
+            case.error = None if row.code else "the dataset has no code for this row"
+        elif system == "template-rules":
+            animation = fill(row.slots.function, filler="rules")
+            case.code, case.slots, case.repairs = animation.code, animation.slots.model_dump(), list(animation.repairs)
+        elif system == "template":
+            from derivanim.api import Animation, build_animation
+            from derivanim.model_filler import fill_slots
+
+            filled = fill_slots(row.instruction, adapter_dir=config.slots_adapter, base_model=config.base_model)
+            case.tokens, case.seconds = filled.tokens, filled.seconds
+            case.slots = filled.slots.model_dump(mode="json")
+            animation: Animation = build_animation(row.instruction, "model", filled.slots)
+            case.code, case.repairs = animation.code, list(animation.repairs)
+            truth = parse_function(row.slots.function, variable=row.slots.variable)
+            case.slots_correct = same_function(parse_function(animation.slots.function), truth)
+        elif system == "baseline":
+            from derivanim.baseline import generate_scene
+
+            generated = generate_scene(row.instruction, config.freeform_adapter, base_model=config.base_model)
+            case.code, case.tokens, case.seconds = generated.text, generated.tokens, generated.seconds
+        else:
+            raise ValueError(f"unknown system {system!r}")
+    except (DerivanimError, ValueError) as error:
+        case.error = f"{type(error).__name__}: {error}"
+        if system == "template" and case.slots_correct is None:
+            case.slots_correct = False
+    if case.seconds is None:
+        case.seconds = time.perf_counter() - started
+    return case
+
+
+def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Path) -> None:
+    """Fill in every case's metrics: AST first, then a dry run of all scenes, then (optionally) a render."""
+    files = {}
+    for case in cases:
+        case.metrics = static_metrics(case.code or "")
+        if case.code is not None and case.metrics["valid_syntax"]:
+            files[id(case)] = scratch / f"{case.system}_{case.index:04d}.py"
+            files[id(case)].write_text(case.code)
+    reports = inspect_many(list(files.values()), timeout=config.scene_timeout)
+    for case in cases:
+        row = rows[case.index]
+        truth = parse_function(row.slots.function, variable=row.slots.variable)
+        if id(case) in files:
+            report = reports[files[id(case)]]
+            case.metrics.update(runtime_metrics(report, truth))
+            case.findings = {"error": report.get("error"), "layout": [
+                {k: phase[k] for k in ("name", "outside_frame", "text_overlaps")} for phase in report.get("phases", [])
+                if phase["outside_frame"] or phase["text_overlaps"]]}
+        else:
+            case.metrics.update({"template_organization": False, "executable": False, "function_plot": False,
+                                 "derivative_plot": False, "layout_clean": False})
+        if config.render:
+            case.metrics["animation_output"] = case.metrics["executable"] and _renders(files[id(case)], scratch)
+        else:
+            case.metrics["animation_output"] = None
+        case.metrics["usable"] = usable(case.metrics)
+
+
+def _renders(scene_file: Path, scratch: Path) -> bool:
+    """A real render at low quality gives a video with frames."""
+    import av
+
+    from derivanim.render import render_scene
+
+    try:
+        video = render_scene(scene_file, scratch / "videos", quality="l", timeout=600)
+        with av.open(str(video)) as container:
+            return next(container.decode(video=0), None) is not None
+    except (DerivanimError, OSError, av.error.FFmpegError):
+        return False
+
+
+def _rate(values: list) -> dict:
+    measured = [v for v in values if v is not None]
+    passed = sum(bool(v) for v in measured)
+    return {"passed": passed, "of": len(measured), "rate": passed / len(measured) if measured else None}
+
+
+def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
+    systems = {}
+    for system in config.systems:
+        mine = [c for c in cases if c.system == system]
+        entry = {key: _rate([c.metrics.get(key) for c in mine]) for key, _ in TABLE}
+        entry["layout_clean"] = _rate([c.metrics.get("layout_clean") for c in mine])
+        entry["by_level"] = {level: _rate([c.metrics["usable"] for c in mine if c.level == level]) for level in LEVELS}
+        tokens = [c.tokens for c in mine if c.tokens is not None]
+        seconds = [c.seconds for c in mine if c.seconds is not None]
+        entry["tokens_mean"] = statistics.fmean(tokens) if tokens else None
+        entry["latency_median_s"] = statistics.median(seconds) if seconds else None
+        if system.startswith("template"):
+            entry["repairs_per_request"] = statistics.fmean(len(c.repairs) for c in mine) if mine else None
+            entry["requests_repaired"] = sum(bool(c.repairs) for c in mine)
+        if system == "template":
+            entry["slot_accuracy"] = _rate([c.slots_correct for c in mine])
+        entry["errors"] = sum(c.error is not None for c in mine)
+        systems[system] = entry
+    return {
+        "command": config.command,
+        "derivanim": __version__,
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "dataset": dataset,
+        "split": config.split,
+        "render": config.render,
+        "adapters": {name: _adapter_record(path) for name, path in
+                     (("slots", config.slots_adapter), ("freeform", config.freeform_adapter)) if path is not None},
+        "systems": systems,
+    }
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("manim", "sympy", "torch", "transformers", "peft", "outlines", "llguidance"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _adapter_record(path: Path) -> dict:
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).rglob("*")):
+        if file.is_file() and file.suffix in (".safetensors", ".json", ".bin"):
+            digest.update(file.name.encode() + file.read_bytes())
+    return {"path": str(path), "sha256": digest.hexdigest()}
+
+
+def _cell(rate: dict) -> str:
+    if rate["rate"] is None:
+        return "—"
+    return f"{rate['passed']}/{rate['of']} ({100 * rate['rate']:.1f}%)"
+
+
+def table_markdown(summary: dict) -> str:
+    systems = list(summary["systems"])
+    lines = ["| Metric | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    for key, title in (*TABLE[:-1], ("layout_clean", "Layout clean (in frame, no text on text)"), TABLE[-1]):
+        cells = [_cell(summary["systems"][s][key]) for s in systems]
+        lines.append(f"| {'**' + title + '**' if key == 'usable' else title} | " + " | ".join(cells) + " |")
+    extras = (("tokens_mean", "Generated tokens (mean)", "{:.0f}"), ("latency_median_s", "Latency (median, s)", "{:.2f}"),
+              ("repairs_per_request", "Repairs per request", "{:.2f}"))
+    for key, title, form in extras:
+        cells = [form.format(summary["systems"][s][key]) if summary["systems"][s].get(key) is not None else "—"
+                 for s in systems]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    if "template" in summary["systems"]:
+        lines.append("| Slot accuracy (intended function) | " + " | ".join(
+            _cell(summary["systems"][s]["slot_accuracy"]) if s == "template" else "—" for s in systems) + " |")
+    for level in LEVELS:
+        lines.append(f"| Usable, {level} | " + " | ".join(_cell(summary["systems"][s]["by_level"][level]) for s in systems) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_latex(summary: dict) -> str:
+    systems = list(summary["systems"])
+    rows = []
+    for key, title in (*TABLE[:-1], ("layout_clean", "Layout clean"), TABLE[-1]):
+        cells = [("--" if summary["systems"][s][key]["rate"] is None else f"{100 * summary['systems'][s][key]['rate']:.1f}\\%")
+                 for s in systems]
+        name = rf"\textbf{{{title}}}" if key == "usable" else title
+        rows.append(f"{name} & " + " & ".join(cells) + r" \\")
+    header = "Metric & " + " & ".join(s.replace("-", "--") for s in systems) + r" \\"
+    return "\n".join([
+        r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * len(systems) + "}", r"\toprule",
+        header, r"\midrule", *rows, r"\bottomrule", r"\end{tabular}",
+        rf"\caption{{Generation quality on the {summary['split']} split ({summary['dataset']['rows']} requests), measured by running the code.}}",
+        r"\end{table}", "",
+    ])
+
+
+def figures(summary: dict, config: EvalConfig, out: Path) -> list[Path]:
+    """Per-level usable rates, and each adapter's loss curves beside its system's usable rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    systems = list(summary["systems"])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(systems))
+    for i, system in enumerate(systems):
+        rates = [summary["systems"][system]["by_level"][level]["rate"] or 0 for level in LEVELS]
+        ax.bar(np.arange(len(LEVELS)) + i * width, [100 * r for r in rates], width, label=system)
+    ax.set_xticks(np.arange(len(LEVELS)) + width * (len(systems) - 1) / 2, LEVELS)
+    ax.set_ylabel("usable animations (%)")
+    ax.set_ylim(0, 105)
+    ax.legend()
+    ax.set_title("Usable animations by curriculum level")
+    fig.tight_layout()
+    paths.append(out / "usable_by_level.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    curves = [(system, adapter) for system, adapter in (("template", config.slots_adapter), ("baseline", config.freeform_adapter))
+              if system in systems and adapter is not None and (Path(adapter) / "training_log.json").exists()]
+    if curves:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for system, adapter in curves:
+            log = json.loads((Path(adapter) / "training_log.json").read_text())
+            epochs = [e["epoch"] for e in log.get("epochs", [])]
+            axes[0].plot(epochs, [e["train_loss"] for e in log["epochs"]], marker="o", label=f"{system}: train")
+            axes[0].plot(epochs, [e["val_loss"] for e in log["epochs"]], marker="s", linestyle="--", label=f"{system}: validation")
+        axes[0].set_xlabel("epoch")
+        axes[0].set_ylabel("loss")
+        axes[0].set_title("Training and validation loss")
+        axes[0].legend()
+        axes[1].bar(systems, [100 * (summary["systems"][s]["usable"]["rate"] or 0) for s in systems])
+        axes[1].set_ylim(0, 105)
+        axes[1].set_ylabel("usable animations (%)")
+        axes[1].set_title("Quality: usable animations")
+        fig.tight_layout()
+        paths.append(out / "loss_vs_quality.png")
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+    return paths
+
+
+def run_eval(config: EvalConfig, on_progress=None) -> dict:
+    """Evaluate, write the report into config.out, and return the summary."""
+    unknown = [s for s in config.systems if s not in SYSTEMS]
+    if unknown:
+        raise InvalidInput(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if config.dataset is not None and not Path(config.dataset).exists():
+        raise InvalidInput(f"no dataset at {config.dataset}")
+    rows = load_corpus(config.dataset, split=config.split)
+    if config.limit is not None:
+        rows = rows[: config.limit]
+    if not rows:
+        raise InvalidInput(f"the dataset has no rows in split {config.split!r}")
+    digest = hashlib.sha256("".join(row.to_json() for row in rows).encode()).hexdigest()
+    dataset = {"path": str(config.dataset or "data/corpus"), "rows": len(rows), "sha256": digest}
+    cases = []
+    for system in config.systems:
+        for index, row in enumerate(rows):
+            cases.append(produce(system, row, config, index))
+            if on_progress:
+                on_progress(f"{system}: {index + 1}/{len(rows)} generated")
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="derivanim-eval-") as scratch:
+        if on_progress:
+            on_progress(f"running {len(cases)} scenes")
+        measure(cases, rows, config, Path(scratch))
+    summary = summarize(cases, config, dataset)
+    with open(out / "samples.jsonl", "w") as stream:
+        for case in cases:
+            stream.write(json.dumps({k: v for k, v in vars(case).items()}, default=str) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(
+        f"# {config.split} split: {len(rows)} requests\n\nCommand: `{config.command}`\n\n" + table_markdown(summary))
+    (out / "summary.tex").write_text(table_latex(summary))
+    figures(summary, config, out)
+    return summary

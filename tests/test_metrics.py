@@ -1,0 +1,106 @@
+"""Every metric of the evaluation has a scene that passes it and a scene that fails it.
+
+The scenes are derivanim's own for x^3*sin(x), each broken in one place; all of them run in one dry-run
+process (Manim and LaTeX start once).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from derivanim import fill
+from derivanim.dryrun import inspect_many
+from derivanim.grammar import parse_function
+from derivanim.metrics import runtime_metrics, static_metrics, usable
+
+FUNCTION = "x^3*sin(x)"
+DF_LINE = "    return x**2*(x*numpy.cos(x) + 3*numpy.sin(x))"
+F_LINE = "    return x**3*numpy.sin(x)"
+
+
+def _broken(code: str, old: str, new: str) -> str:
+    assert old in code, old
+    return code.replace(old, new, 1)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    code = fill(FUNCTION, filler="rules").code
+    variants = {
+        "good": code,
+        "wrong_derivative": _broken(code, DF_LINE, "    return x**2*(x*numpy.cos(x) + 2*numpy.sin(x))"),
+        "wrong_function": _broken(code, F_LINE, "    return x**3*numpy.cos(x)"),
+        "raises": _broken(code, '        """The simplified derivative, highlighted."""',
+                          '        """The simplified derivative, highlighted."""\n        raise RuntimeError("boom")'),
+        "no_trace": _broken(code, "        self.add(trace)\n", "        trace = None\n"),
+        "off_frame": _broken(code, "        self.play(Write(title))", "        title.shift(RIGHT * 9)\n        self.play(Write(title))"),
+    }
+    folder = tmp_path_factory.mktemp("metric-scenes")
+    paths = {}
+    for name, source in variants.items():
+        paths[name] = folder / f"{name}.py"
+        paths[name].write_text(source)
+    reports = inspect_many(list(paths.values()), timeout=300)
+    truth = parse_function(FUNCTION)
+    return {name: {"code": variants[name], "runtime": runtime_metrics(reports[paths[name]], truth),
+                   "static": static_metrics(variants[name])} for name in variants}
+
+
+def test_the_unbroken_scene_passes_every_metric(scenes):
+    row = {**scenes["good"]["static"], **scenes["good"]["runtime"], "animation_output": None}
+    assert all(value for key, value in row.items() if key != "animation_output"), row
+    assert usable(row)
+
+
+@pytest.mark.parametrize("source, failing", [
+    ("class X(:\n", "valid_syntax"),
+    ("import numpy\nclass DerivativeVisualization(Scene):\n    pass\n", "manim_imports"),
+    ("from manim import *\nx = 1\n", "class_definition"),
+    ("from manim import *\nclass Other(Scene):\n    pass\n", "derivative_visualization"),
+    ("from manim import *\nclass DerivativeVisualization:\n    pass\n", "derivative_visualization"),
+])
+def test_static_metrics_fail_where_the_code_lacks_them(source, failing):
+    assert static_metrics(source)[failing] is False
+
+
+def test_eight_phases_needs_all_calls_in_order(scenes):
+    code = scenes["good"]["code"]
+    assert static_metrics(code)["eight_phases"]
+    swapped = code.replace("        self.show_derivation()\n        self.show_result()",
+                           "        self.show_result()\n        self.show_derivation()")
+    assert swapped != code and not static_metrics(swapped)["eight_phases"]
+    missing = code.replace("        self.sweep_tangent()\n", "")
+    assert not static_metrics(missing)["eight_phases"]
+
+
+def test_a_wrong_derivative_fails_correct_derivative_calculation(scenes):
+    runtime = scenes["wrong_derivative"]["runtime"]
+    assert runtime["executable"] and runtime["function_plot"]
+    assert runtime["derivative_plot"] is False
+
+
+def test_a_wrong_function_fails_correct_function_plotting(scenes):
+    assert scenes["wrong_function"]["runtime"]["function_plot"] is False
+
+
+def test_a_scene_that_raises_fails_executable_and_everything_after_it(scenes):
+    runtime = scenes["raises"]["runtime"]
+    assert runtime["executable"] is False
+    assert not runtime["template_organization"] and not runtime["derivative_plot"]
+    assert not usable({**scenes["raises"]["static"], **runtime})
+
+
+def test_a_phase_missing_its_content_fails_template_organization(scenes):
+    assert scenes["no_trace"]["runtime"]["executable"]
+    assert scenes["no_trace"]["runtime"]["template_organization"] is False
+
+
+def test_text_outside_the_frame_fails_layout(scenes):
+    assert scenes["off_frame"]["runtime"]["executable"]
+    assert scenes["off_frame"]["runtime"]["layout_clean"] is False
+
+
+def test_usable_requires_a_measured_render_to_have_succeeded(scenes):
+    row = {**scenes["good"]["static"], **scenes["good"]["runtime"]}
+    assert usable({**row, "animation_output": True})
+    assert not usable({**row, "animation_output": False})
