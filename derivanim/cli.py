@@ -112,7 +112,7 @@ def _data_build(args) -> int:
 
     from derivanim import corpus
 
-    out_dir = Path(args.output)
+    out_dir = Path(args.output) if args.output else corpus.default_corpus_dir()
     manifest = args.from_manifest or (out_dir / corpus.MANIFEST if args.check else None)
     config = corpus.BuildConfig.from_manifest(manifest) if manifest else corpus.BuildConfig(
         size=args.size, seed=args.seed, instructions=args.instructions)
@@ -145,9 +145,12 @@ def _data_build(args) -> int:
 def _data_catalog(args) -> int:
     from derivanim import catalog
 
-    paths = catalog.write_catalog(catalog.generate_catalog(args.seed), Path(args.output), seed=args.seed)
-    for path, level in zip(paths, catalog.LEVELS):
-        print(f"{path}: {len(catalog.read_catalog(Path(args.output))[level])} functions")
+    from derivanim.corpus import default_catalog_dir
+
+    folder = Path(args.output) if args.output else default_catalog_dir()
+    functions = catalog.generate_catalog(args.seed)
+    for path, level in zip(catalog.write_catalog(functions, folder, seed=args.seed), catalog.LEVELS):
+        print(f"{path}: {len(functions[level])} functions")
     return 0
 
 
@@ -204,7 +207,7 @@ def _add_data_commands(commands) -> None:
     build.add_argument("--instructions", choices=["paper", "standard", "paraphrase"], default="paper",
                        help="paper: the paper's seven formats in its proportions (default); standard: one format; "
                             "paraphrase: half the paper's, half natural phrasings (intervals, other names, no f(x) =)")
-    build.add_argument("-o", "--output", default=str(Path("data") / "corpus"), help="folder (default: data/corpus)")
+    build.add_argument("-o", "--output", default=None, help="folder (default: the project's data/corpus)")
     build.add_argument("--catalog", default=None, help="folder of the function catalog (default: data/functions)")
     build.add_argument("--dry-run-sample", type=int, default=40, metavar="K",
                        help="dry-run the scenes of K rows spread over the levels (default: 40; a scene takes 20-50 s)")
@@ -221,7 +224,7 @@ def _add_data_commands(commands) -> None:
                                  description="Write the default function catalog, 134/135/134/134 functions by level, "
                                              "from the families in derivanim.catalog and a seed.")
     catalog.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    catalog.add_argument("-o", "--output", default=str(Path("data") / "functions"), help="(default: data/functions)")
+    catalog.add_argument("-o", "--output", default=None, help="(default: the project's data/functions)")
     catalog.set_defaults(run=_data_catalog)
 
     imported = actions.add_parser("import", help="read the original DerivativeAnimator corpus",

@@ -1,0 +1,126 @@
+"""Benchmark the model filler: slot accuracy, warm latency and tokens per request, side by side with the
+free-form baseline's token count for the same requests (the length of the scene it must write).
+
+    .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N]
+
+Accuracy: the model's (verified) function equals the row's intended function numerically, on the corpus's
+test split (the paper's instruction formats) and on the paraphrase corpus's test split (functions and
+phrasings the model never saw). Writes reports/model-benchmark.json.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from derivanim.api import build_animation, shipped_slots_adapter
+from derivanim.corpus import load_corpus
+from derivanim.errors import InvalidInput
+from derivanim.evaluate import same_function
+from derivanim.grammar import parse_function
+from derivanim.model import load_tokenizer
+from derivanim.model_filler import fill_slots
+
+
+# Requests in phrasings that appear in no template of the corpus (nor its paraphrases), with the function meant.
+NOVEL = [
+    ("Teach the product rule with x*sin(x)", "x*sin(x)"),
+    ("Could you animate why the slope of x^2 - 3x is 2x - 3?", "x^2 - 3x"),
+    ("derivative of cos(x)/x please", "cos(x)/x"),
+    ("My class is on the chain rule tomorrow. Use sin(x^2).", "sin(x^2)"),
+    ("visualise d/dt of e^(2t) for g(t) = e^(2t)", "e^(2t)"),
+    ("What does the tangent to ln(x) + x do as x grows? Animate it.", "ln(x) + x"),
+    ("Slope of the curve y = x^3 - x, shown with secants becoming a tangent", "x^3 - x"),
+    ("a video about differentiating sqrt(x^2 + 1)", "sqrt(x^2 + 1)"),
+    ("quotient rule example: (x+1)/(x-2)", "(x+1)/(x-2)"),
+    ("Animate the rate of change of h(u) = u^4 - 2u^2", "u^4 - 2u^2"),
+    ("Please differentiate e^x*cos(x) visually for a high-school class", "e^x*cos(x)"),
+    ("I want to see tan(x)'s derivative", "tan(x)"),
+    ("Show the instantaneous rate of change of 5x^2 + 2", "5x^2 + 2"),
+    ("Make the derivative of atan(x) into an animation", "atan(x)"),
+    ("Explain, with a moving tangent, the derivative of x*ln(x)", "x*ln(x)"),
+    ("derivanim: x^4", "x^4"),
+    ("Give me a Manim lesson on d/dx [cos(3x)]", "cos(3x)"),
+    ("How fast does 1/x change? Animate the derivative.", "1/x"),
+    ("Animate f'(x) for f(x) = x^2*e^(-x)", "x^2*e^(-x)"),
+    ("Chain rule demo with ln(x^2 + 4)", "ln(x^2 + 4)"),
+]
+
+
+def novel_rows():
+    """The NOVEL requests as corpus-like rows (intended slots from the rules filler)."""
+    from derivanim.corpus import Row
+    from derivanim.rules_filler import rules_slots
+
+    return [Row(split="test", level="application", function=f, instruction=request, instruction_format="novel",
+                slots=rules_slots(f), code="") for request, f in NOVEL]
+
+
+def measure(rows, adapter, tokenizer) -> dict:
+    correct, seconds, tokens, baseline_tokens, failures = 0, [], [], [], []
+    for row in rows:
+        filled = fill_slots(row.instruction, adapter_dir=adapter)
+        seconds.append(filled.seconds)
+        tokens.append(filled.tokens)
+        if row.code:
+            baseline_tokens.append(len(tokenizer(row.code)["input_ids"]) + 1)
+        try:
+            animation = build_animation(row.instruction, "model", filled.slots)
+            ok = same_function(parse_function(animation.slots.function),
+                               parse_function(row.slots.function, variable=row.slots.variable))
+        except InvalidInput as error:
+            ok, animation = False, error
+        correct += ok
+        if not ok:
+            failures.append({"request": row.instruction, "intended": row.slots.function, "emitted": filled.emitted})
+    return {
+        "requests": len(rows), "correct": correct, "accuracy": correct / len(rows),
+        "latency_median_s": statistics.median(seconds), "latency_p90_s": sorted(seconds)[int(0.9 * len(seconds))],
+        "tokens_mean": statistics.fmean(tokens),
+        "baseline_tokens_mean": statistics.fmean(baseline_tokens) if baseline_tokens else None,
+        "failures": failures,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adapter", default=None, help="slots adapter (default: the shipped one)")
+    parser.add_argument("--paraphrase", default="runs/corpus-paraphrase",
+                        help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out", default="reports/model-benchmark.json")
+    args = parser.parse_args()
+    adapter = args.adapter or shipped_slots_adapter()
+    tokenizer = load_tokenizer()
+    started = time.perf_counter()
+    fill_slots("Show the derivative of x^2", adapter_dir=adapter)  # warm-up: loading is not latency
+    load_seconds = time.perf_counter() - started
+    sets = {"test (paper instructions)": load_corpus(None, split="test")}
+    if Path(args.paraphrase).exists():
+        paraphrased = [row for row in load_corpus(args.paraphrase, split="test")
+                       if row.instruction_format not in {r.instruction_format for r in sets["test (paper instructions)"]}]
+        sets["test (paraphrases, unseen)"] = paraphrased
+    sets["novel phrasings (hand-written)"] = novel_rows()
+    results = {name: measure(rows[: args.limit], adapter, tokenizer) for name, rows in sets.items()}
+    table = Table(title=f"Model filler: {adapter}")
+    for column in ("requests", "slot accuracy", "latency median (s)", "latency p90 (s)", "tokens/request",
+                   "baseline tokens/request"):
+        table.add_column(column, justify="right")
+    for name, r in results.items():
+        table.add_row(f"{name}: {r['requests']}", f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
+                      f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}", f"{r['tokens_mean']:.1f}",
+                      "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:.0f}")
+    Console().print(table)
+    report = {"adapter": str(adapter), "load_seconds": load_seconds, "command": " ".join(sys.argv), "sets": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
