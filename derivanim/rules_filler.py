@@ -11,6 +11,7 @@ from derivanim.slots import Slots
 PERIODIC = (sympy.sin, sympy.cos, sympy.sec, sympy.csc)
 POLE_PERIODIC = (sympy.tan, sympy.cot)
 SCAN_HALF_WIDTHS = (10.0, 50.0)  # where to look for the domain when it is not near 0
+READABLE = 1e4  # |f| that most of a window may reach
 
 
 def _half_width(expr: sympy.Expr, var: sympy.Symbol) -> float:
@@ -46,6 +47,11 @@ def natural_window(function: ParsedFunction) -> tuple[float, float]:
     if right - left > 2 * half:
         left, right = (max(left, -half), min(right, half)) if left < half and right > -half else (
             (left, left + 2 * half) if left >= half else (right - 2 * half, right))
+    # Narrow a window on which f grows out of any readable scale (e^(x^2) on [-7, 7] reaches 1e21), around
+    # its middle; a percentile, not the maximum, so that a pole alone does not narrow it.
+    while right - left > 1 and np.nanpercentile(np.abs(evaluate(np.linspace(left, right, 401))), 90) > READABLE:
+        middle, half_width = (left + right) / 2, 0.4 * (right - left)
+        left, right = middle - half_width, middle + half_width
     step = nice_step(right - left, 8) / 2
     return float(np.floor(left / step + 1e-9) * step), float(np.ceil(right / step - 1e-9) * step)
 

@@ -193,9 +193,16 @@ def write_readme(out: Path, summary: dict) -> None:
         f"| layout: inside the frame, no text over text | {summary['layout_ok']} / {rows} |",
         f"| **all of the above** | **{summary['all_ok']} / {rows}** |",
         "",
-        f"{summary['distinct_functions']} distinct functions; wall time {summary['wall_seconds'] / 60:.0f} min on 2 cores"
+        f"{summary['distinct_functions']} distinct functions; wall time {summary['wall_seconds'] / 60:.0f} min on 2 shared cores"
         f"{'' if summary['finished'] else ' so far (the run had not finished when this was written)'}.",
-        "Failures with reasons are listed in `summary.json`.",
+        "",
+        "## Failures",
+        "",
+        "| row | function | first reason |",
+        "| --- | --- | --- |",
+        *[f"| {f['id']} | `{f['function']}` | {f['reasons'][0][:160].replace('|', '/')} |" for f in summary["failures"]],
+        "",
+        "All reasons are in `summary.json`.",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines))

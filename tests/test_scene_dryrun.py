@@ -73,7 +73,7 @@ def dry_runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scenes")
     animations = {text: fill(text, filler="rules") for text in FUNCTIONS}
     sources = {f"scene_{i:02d}": (text, animations[text].code) for i, text in enumerate(FUNCTIONS)}
-    # The broken scenes reuse the first function, so their LaTeX is already compiled.
+    # The broken scenes are edited copies of the first function's scene.
     sources[BROKEN_DERIVATIVE] = (FUNCTIONS[0], _break_derivative(animations[FUNCTIONS[0]].code))
     sources[BROKEN_CONSTRUCT] = (FUNCTIONS[0], _break_construct(animations[FUNCTIONS[0]].code))
     paths = {}
