@@ -36,6 +36,8 @@ LEVEL_DESCRIPTIONS = {
 }
 DEFAULT_SEED = 0
 MAX_DERIVATIVE_OPS = 30  # SymPy simplifies an f' this size in well under a second
+MAX_AXIS = 1e6  # |y| an axis of the scene may reach
+MAX_WIGGLES = 30  # sign changes of f' across the window
 
 X = symbol("x")
 
@@ -137,18 +139,33 @@ class FunctionSet:
 
 
 def usable(text: str) -> bool:
-    """The rules filler makes a verified animation of `text` with no repair, and f' is small enough for SymPy to
-    simplify well inside the plan's time limit (judged by size, not by a clock, so that the catalog is the same
-    on a busy machine)."""
+    """The rules filler makes a verified animation of `text` with no repair, the animation can be read (sensible),
+    and f' is small enough for SymPy to simplify well inside the plan's time limit (judged by size, not by a
+    clock, so that the catalog is the same on a busy machine)."""
     from derivanim.api import fill
 
     try:
         parsed = parse_function(text)
-        if sympy.count_ops(sympy.diff(parsed.expr, parsed.variable)) > MAX_DERIVATIVE_OPS:
+        derivative = sympy.diff(parsed.expr, parsed.variable)
+        if sympy.count_ops(derivative) > MAX_DERIVATIVE_OPS:
             return False
-        return not fill(text, filler="rules").repairs
+        animation = fill(text, filler="rules")
+        return not animation.repairs and sensible(animation, derivative)
     except Exception:  # anything the pipeline cannot turn into an animation is not usable, whatever the reason
         return False
+
+
+def sensible(animation, derivative: sympy.Expr) -> bool:
+    """Verification accepts sin(2e^(4x+2)) and e^(6e^(x/2+3)); nobody can read their graphs. Keep functions whose
+    axes stay within MAX_AXIS and whose f' changes sign at most MAX_WIGGLES times across the window."""
+    from derivanim.calculus import evaluator
+
+    plan = animation.plan
+    if max(abs(plan.f_axis.low), abs(plan.f_axis.high), abs(plan.df_axis.low), abs(plan.df_axis.high)) > MAX_AXIS:
+        return False
+    slopes = evaluator(derivative, symbol(plan.variable))(np.linspace(plan.x_min, plan.x_max, 2001))
+    signs = np.sign(slopes[np.isfinite(slopes) & (slopes != 0)])
+    return int(np.count_nonzero(signs[1:] != signs[:-1])) <= MAX_WIGGLES
 
 
 def fits_level(expr: sympy.Expr, level: str) -> bool:
@@ -378,7 +395,14 @@ def _random_application(rng: random.Random) -> sympy.Expr:
     if kind == "quotient":
         return _random_leaf(rng) / (X**2 + rng.randint(1, 6) if rng.random() < 0.5 else _random_leaf(rng))
     outer = rng.choice([sympy.sin, sympy.cos, sympy.exp, sympy.sqrt, sympy.log, lambda u: u ** rng.randint(2, 5)])
-    return outer(_random_polynomial(rng) if rng.random() < 0.6 else _random_leaf(rng))
+    return outer(_small_polynomial(rng) if rng.random() < 0.6 else _random_leaf(rng))
+
+
+def _small_polynomial(rng: random.Random) -> sympy.Expr:
+    """The inside of a composition: degree 3 at most, small coefficients (sin(11x^7 + ...) cannot be drawn)."""
+    degree = rng.randint(1, 3)
+    return sympy.Add(_nonzero(rng, -3, 3) * X**degree, *[_nonzero(rng, -5, 5) * X**p for p in range(degree)
+                                                        if rng.random() < 0.5])
 
 
 def _random_advanced(rng: random.Random) -> sympy.Expr:

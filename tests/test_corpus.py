@@ -87,6 +87,23 @@ def test_equivalent_functions_are_caught_by_form_or_value():
     assert kept.add(x**2 + 2 * x + 2)
 
 
+def test_functions_nobody_can_read_are_not_usable():
+    assert catalog.usable("x^2*sin(x)")
+    for text in ("sin(2*e^(4*x + 2) + 1)", "e^(x^3)", "e^(6*e^(x/2 + 3))", "cos(3*x^7 + 11*x^6 + 10*x^4 + 8*x^3)"):
+        assert not catalog.usable(text), text  # f' or the axes run away, or the graph is a smear of wiggles
+
+
+def test_a_wrong_derivative_in_the_scene_is_caught():
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(variable="x", f_source="x*numpy.sin(x)*numpy.exp(x)", x_min=-3.0, x_max=3.0,
+                           f_breaks=(), df_breaks=(),
+                           df_source="numpy.exp(x)*(x*numpy.sin(x) + x*numpy.cos(x) + numpy.sin(x))")
+    assert corpus._derivative_problems(plan) == []
+    wrong = SimpleNamespace(**{**vars(plan), "df_source": "x*numpy.sin(x)*numpy.cos(x)*numpy.exp(x)"})
+    assert "in the scene, but f changes at" in corpus._derivative_problems(wrong)[0]
+
+
 def test_growing_the_catalog_adds_new_verified_functions_deterministically():
     base = catalog.read_catalog(CATALOG)
     sizes = {**{level: 3 for level in LEVELS}, "application": len(base["application"]) + 3}
