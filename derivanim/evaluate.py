@@ -6,6 +6,7 @@ function: the upper bound of the template route), `reference` (the dataset's own
 Every number in the report is traceable to its case in samples.jsonl.
 """
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -21,6 +22,7 @@ import numpy as np
 import sympy
 
 from derivanim import __version__
+from derivanim.api import shipped_slots_adapter
 from derivanim.calculus import evaluator
 from derivanim.corpus import Row, load_corpus
 from derivanim.dryrun import inspect_many
@@ -316,6 +318,8 @@ def run_eval(config: EvalConfig, on_progress=None) -> dict:
         raise InvalidInput(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
     if config.dataset is not None and not Path(config.dataset).exists():
         raise InvalidInput(f"no dataset at {config.dataset}")
+    if "template" in config.systems and config.slots_adapter is None:
+        config = dataclasses.replace(config, slots_adapter=shipped_slots_adapter())
     rows = load_corpus(config.dataset, split=config.split)
     if config.limit is not None:
         rows = rows[: config.limit]
