@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from derivanim.errors import InvalidInput, ModelUnavailable
+from derivanim.errors import InvalidInput
 
 PAPER_MAX_NEW_TOKENS = 2048
 
@@ -35,19 +35,13 @@ def generate_scene(request: str, adapter_dir: str | Path | None, base_model: str
     import torch
     from transformers import GenerationConfig
 
-    from derivanim.model import DEFAULT_BASE_MODEL, load_adapter, load_model
+    from derivanim.model import load_for_task
     from derivanim.prompts import prompt_ids
 
     if not request or not request.strip():
         raise InvalidInput("the request is empty")
     adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
-    description = base_model or DEFAULT_BASE_MODEL
-    if adapter is not None:
-        info = load_adapter(adapter, base_model=base_model)[2]
-        if info.get("task") not in (None, "freeform"):
-            raise ModelUnavailable(f"the adapter at {adapter} was trained for {info['task']!r}, not 'freeform'")
-        description = f"{base_model or info.get('base_model')} + {adapter}"
-    model, tokenizer = load_model(base_model, adapter)
+    model, tokenizer, description = load_for_task("freeform", base_model, adapter)
     ids = prompt_ids(tokenizer, "freeform", request)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id,

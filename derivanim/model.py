@@ -166,6 +166,18 @@ def load_model(base_model: str | None = None, adapter_dir: str | Path | None = N
     return model, tokenizer
 
 
+def load_for_task(task: str, base_model: str | None = None, adapter_dir: str | None = None):
+    """(model, tokenizer, description) for generating `task` output; an adapter must have been trained for it."""
+    description = base_model or DEFAULT_BASE_MODEL
+    if adapter_dir is not None:
+        info = load_adapter(adapter_dir, base_model=base_model)[2]
+        if info.get("task") not in (None, task):
+            raise ModelUnavailable(f"the adapter at {adapter_dir} was trained for {info['task']!r}, not {task!r}")
+        description = f"{base_model or info.get('base_model')} + {adapter_dir}"
+    model, tokenizer = load_model(base_model, adapter_dir)
+    return model, tokenizer, description
+
+
 def clear_cache() -> None:
     """Forget every cached model (tests; freeing memory)."""
     _cached_base.cache_clear()

@@ -190,15 +190,9 @@ def _slots_generator(base_model: str | None, adapter_dir: str | None):
         from outlines.types import CFG
     except ImportError:
         raise ModelUnavailable("the model filler needs outlines and llguidance: pip install outlines llguidance") from None
-    from derivanim.model import DEFAULT_BASE_MODEL, load_adapter, load_model
+    from derivanim.model import load_for_task
 
-    description = base_model or DEFAULT_BASE_MODEL
-    if adapter_dir is not None:
-        info = load_adapter(adapter_dir, base_model=base_model)[2]
-        if info.get("task") not in (None, "slots"):
-            raise ModelUnavailable(f"the adapter at {adapter_dir} was trained for {info['task']!r}, not 'slots'")
-        description = f"{base_model or info.get('base_model')} + {adapter_dir}"
-    model, tokenizer = load_model(base_model, adapter_dir)
+    model, tokenizer, description = load_for_task("slots", base_model, adapter_dir)
     generator = outlines.Generator(outlines.from_transformers(model, tokenizer), CFG(slots_grammar()))
     return model, tokenizer, generator, description
 
