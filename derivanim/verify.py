@@ -52,18 +52,26 @@ def secant_step(x0: float, f_curve: Curve, width: float) -> float | None:
     return h if right >= min(0.25 * width, left) else -h
 
 
-def is_good_x0(x0: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: float) -> bool:
-    """x0 is well inside the window, on a piece of f and of f' (so f is differentiable there), with room for h."""
+def x0_problem(x0: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: float) -> str | None:
+    """Why x0 cannot start the tangent, or None: it must be well inside the window, on a piece of f and of f'
+    (so f is differentiable there), away from discontinuities, with room for the secant's h."""
     width = x_max - x_min
-    if not (math.isfinite(x0) and x_min + 0.08 * width <= x0 <= x_max - 0.08 * width):
-        return False
     margin = 0.03 * width
-    return (
-        _inside(x0, f_curve.segments, margin) is not None
-        and _inside(x0, df_curve.segments, margin) is not None
-        and all(abs(x0 - b) > margin for b in (*f_curve.breaks, *df_curve.breaks))
-        and secant_step(x0, f_curve, width) is not None
-    )
+    if not math.isfinite(x0):
+        return "not a number"
+    if not x_min + 0.08 * width <= x0 <= x_max - 0.08 * width:
+        return "outside or at the edge of the window"
+    if any(abs(x0 - b) <= margin for b in (*f_curve.breaks, *df_curve.breaks)):
+        return "at or next to a discontinuity, where f is not differentiable"
+    if _inside(x0, f_curve.segments, margin) is None or _inside(x0, df_curve.segments, margin) is None:
+        return "f or f' is undefined or off the plot there"
+    if secant_step(x0, f_curve, width) is None:
+        return "no room for the secant"
+    return None
+
+
+def is_good_x0(x0: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: float) -> bool:
+    return x0_problem(x0, f_curve, df_curve, x_min, x_max) is None
 
 
 def good_x0(requested: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: float) -> float | None:
@@ -138,22 +146,10 @@ def verify(slots: Slots) -> Verified:
             "where it is differentiable with room to draw a secant"
         )
     if x0 != slots.x0:
-        repairs.append(f"x0 {slots.x0:g} -> {x0:g} ({_why_not(slots.x0, f_curve, df_curve, fixed['x_min'], fixed['x_max'])})")
+        repairs.append(f"x0 {slots.x0:g} -> {x0:g} ({x0_problem(slots.x0, f_curve, df_curve, fixed['x_min'], fixed['x_max'])})")
     fixed["x0"] = x0
     return Verified(
         slots=Slots(**fixed), requested=slots, repairs=tuple(repairs), function=function,
         derivative=derivative, f_curve=f_curve, df_curve=df_curve,
     )
 
-
-def _why_not(x0: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: float) -> str:
-    width = x_max - x_min
-    if not math.isfinite(x0):
-        return "not a number"
-    if not x_min + 0.08 * width <= x0 <= x_max - 0.08 * width:
-        return "outside or at the edge of the window"
-    if any(abs(x0 - b) <= 0.03 * width for b in (*f_curve.breaks, *df_curve.breaks)):
-        return "at or next to a discontinuity, where f is not differentiable"
-    if _inside(x0, f_curve.segments, 0.03 * width) is None or _inside(x0, df_curve.segments, 0.03 * width) is None:
-        return "f or f' is undefined or off the plot there"
-    return "no room for the secant"
