@@ -276,7 +276,7 @@ def _eval(args) -> int:
         dataset=Path(args.dataset) if args.dataset else None, limit=args.limit, render=args.render,
         out=Path(args.out), slots_adapter=Path(args.slots_adapter) if args.slots_adapter else None,
         freeform_adapter=Path(args.freeform_adapter) if args.freeform_adapter else None,
-        base_model=args.base_model, scene_timeout=args.scene_timeout,
+        base_model=args.base_model, scene_timeout=args.scene_timeout, baseline_batch=args.baseline_batch,
     )
     with stderr.status("evaluating ...") as status:
         summary = run_eval(config, on_progress=lambda message: status.update(escape(message)))
@@ -343,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--freeform-adapter", help="free-form adapter for 'baseline'")
     evaluation.add_argument("--base-model", default=None, help="base model of the adapters (default: as recorded)")
     evaluation.add_argument("--scene-timeout", type=float, default=120.0, help="seconds a scene may run (default 120)")
+    evaluation.add_argument("--baseline-batch", type=int, default=16,
+                            help="free-form generations decoded together (default 16; greedy either way)")
     evaluation.set_defaults(run=_eval)
     return parser
 

@@ -23,6 +23,7 @@ import sympy
 
 from derivanim import __version__
 from derivanim.api import shipped_slots_adapter
+from derivanim.baseline import PAPER_MAX_NEW_TOKENS
 from derivanim.calculus import evaluator
 from derivanim.corpus import Row, load_corpus
 from derivanim.dryrun import inspect_many
@@ -46,6 +47,7 @@ class EvalConfig:
     freeform_adapter: Path | None = None
     base_model: str | None = None
     scene_timeout: float = 120.0
+    baseline_batch: int = 16  # free-form generations decoded together (greedy; left padding)
     command: str = field(default_factory=lambda: shlex.join(["derivanim", *sys.argv[1:]]))
 
 
@@ -104,11 +106,6 @@ def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
             case.code, case.repairs = animation.code, list(animation.repairs)
             truth = parse_function(row.slots.function, variable=row.slots.variable)
             case.slots_correct = same_function(parse_function(animation.slots.function), truth)
-        elif system == "baseline":
-            from derivanim.baseline import generate_scene
-
-            generated = generate_scene(row.instruction, config.freeform_adapter, base_model=config.base_model)
-            case.code, case.tokens, case.seconds = generated.text, generated.tokens, generated.seconds
         else:
             raise ValueError(f"unknown system {system!r}")
     except (DerivanimError, ValueError) as error:
@@ -120,6 +117,25 @@ def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
     return case
 
 
+def produce_baseline(rows: list[Row], config: EvalConfig) -> list[Case]:
+    """The free-form model's scenes for all rows, generated in batches (see baseline.generate_scenes)."""
+    from derivanim.baseline import generate_scenes
+
+    cases = [Case(index=i, system="baseline", request=row.instruction, function=row.function, level=row.level)
+             for i, row in enumerate(rows)]
+    try:
+        generated = generate_scenes([row.instruction for row in rows], config.freeform_adapter,
+                                    base_model=config.base_model, batch_size=config.baseline_batch)
+    except DerivanimError as error:
+        for case in cases:
+            case.error = f"{type(error).__name__}: {error}"
+        return cases
+    for case, scene in zip(cases, generated):
+        case.code, case.tokens, case.seconds = scene.text, scene.tokens, scene.seconds
+        case.findings["finished"] = scene.finished  # EOS before max_new_tokens
+    return cases
+
+
 def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Path) -> None:
     """Fill in every case's metrics: AST first, then a dry run of all scenes, then (optionally) a render."""
     files = {}
@@ -129,6 +145,7 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
             files[id(case)] = scratch / f"{case.system}_{case.index:04d}.py"
             files[id(case)].write_text(case.code)
     reports = inspect_many(list(files.values()), timeout=config.scene_timeout)
+    rendered: dict[str, bool] = {}
     for case in cases:
         row = rows[case.index]
         truth = parse_function(row.slots.function, variable=row.slots.variable)
@@ -142,7 +159,15 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
             case.metrics.update({"template_organization": False, "executable": False, "function_plot": False,
                                  "derivative_plot": False, "layout_clean": False})
         if config.render:
-            case.metrics["animation_output"] = case.metrics["executable"] and _renders(files[id(case)], scratch)
+            # Identical code renders identically: template-rules and reference (and most template scenes)
+            # are often the same file, so each distinct scene is rendered once.
+            if case.metrics["executable"]:
+                digest = hashlib.sha256(case.code.encode()).hexdigest()
+                if digest not in rendered:
+                    rendered[digest] = _renders(files[id(case)], scratch)
+                case.metrics["animation_output"] = rendered[digest]
+            else:
+                case.metrics["animation_output"] = False
         else:
             case.metrics["animation_output"] = None
         case.metrics["usable"] = usable(case.metrics)
@@ -184,6 +209,8 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
             entry["requests_repaired"] = sum(bool(c.repairs) for c in mine)
         if system == "template":
             entry["slot_accuracy"] = _rate([c.slots_correct for c in mine])
+        if system == "baseline":
+            entry["finished"] = _rate([c.findings.get("finished") for c in mine])  # EOS before max_new_tokens
         entry["errors"] = sum(c.error is not None for c in mine)
         systems[system] = entry
     return {
@@ -194,6 +221,8 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
         "dataset": dataset,
         "split": config.split,
         "render": config.render,
+        **({"baseline_decoding": {"max_new_tokens": PAPER_MAX_NEW_TOKENS, "greedy": True, "batch": config.baseline_batch}}
+           if "baseline" in config.systems else {}),
         "adapters": {name: _adapter_record(path) for name, path in
                      (("slots", config.slots_adapter), ("freeform", config.freeform_adapter)) if path is not None},
         "systems": systems,
@@ -238,6 +267,9 @@ def table_markdown(summary: dict) -> str:
         cells = [form.format(summary["systems"][s][key]) if summary["systems"][s].get(key) is not None else "—"
                  for s in systems]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    if "baseline" in summary["systems"]:
+        lines.append(f"| Finished (EOS within {PAPER_MAX_NEW_TOKENS:,} tokens) | " + " | ".join(
+            _cell(summary["systems"][s]["finished"]) if s == "baseline" else "—" for s in systems) + " |")
     if "template" in summary["systems"]:
         lines.append("| Slot accuracy (intended function) | " + " | ".join(
             _cell(summary["systems"][s]["slot_accuracy"]) if s == "template" else "—" for s in systems) + " |")
@@ -293,10 +325,12 @@ def figures(summary: dict, config: EvalConfig, out: Path) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for system, adapter in curves:
             log = json.loads((Path(adapter) / "training_log.json").read_text())
-            epochs = [e["epoch"] for e in log.get("epochs", [])]
-            axes[0].plot(epochs, [e["train_loss"] for e in log["epochs"]], marker="o", label=f"{system}: train")
-            axes[0].plot(epochs, [e["val_loss"] for e in log["epochs"]], marker="s", linestyle="--", label=f"{system}: validation")
-        axes[0].set_xlabel("epoch")
+            steps = log.get("steps", [])
+            line, = axes[0].plot([e["step"] for e in steps], [e["train_loss"] for e in steps], label=f"{system}: train")
+            validated = [e for e in log.get("epochs", []) if e.get("val_loss") is not None]
+            axes[0].plot([e["step"] for e in validated], [e["val_loss"] for e in validated], marker="s", linestyle="--",
+                         color=line.get_color(), label=f"{system}: validation (end of epoch)")
+        axes[0].set_xlabel("optimizer step")
         axes[0].set_ylabel("loss")
         axes[0].set_title("Training and validation loss")
         axes[0].legend()
@@ -316,6 +350,8 @@ def run_eval(config: EvalConfig, on_progress=None) -> dict:
     unknown = [s for s in config.systems if s not in SYSTEMS]
     if unknown:
         raise InvalidInput(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if config.baseline_batch < 1:
+        raise InvalidInput("--baseline-batch must be at least 1")
     if config.dataset is not None and not Path(config.dataset).exists():
         raise InvalidInput(f"no dataset at {config.dataset}")
     if "template" in config.systems and config.slots_adapter is None:
@@ -329,6 +365,11 @@ def run_eval(config: EvalConfig, on_progress=None) -> dict:
     dataset = {"path": str(config.dataset or "data/corpus"), "rows": len(rows), "sha256": digest}
     cases = []
     for system in config.systems:
+        if system == "baseline":
+            if on_progress:
+                on_progress(f"baseline: generating {len(rows)} scenes, {config.baseline_batch} at a time")
+            cases += produce_baseline(rows, config)
+            continue
         for index, row in enumerate(rows):
             cases.append(produce(system, row, config, index))
             if on_progress:

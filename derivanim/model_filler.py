@@ -178,13 +178,14 @@ class ModelFill:
     emitted: str
     slots: Slots
     tokens: int  # tokens generated, the final EOS included
+    forward_passes: int  # model runs: one per token the grammar left open (forced tokens ride along)
     seconds: float  # generation only, not model loading
     model: str  # the base model, and the adapter folder when there is one
 
 
 @functools.cache
-def _slots_generator(base_model: str | None, adapter_dir: str | None):
-    """(model, tokenizer, Outlines generator, description) for one model, built once per process."""
+def _slots_decoder(base_model: str | None, adapter_dir: str | None, int8: bool):
+    """(model, tokenizer, Outlines' compiled constraint, description) for one model, built once per process."""
     try:
         import outlines
         from outlines.types import CFG
@@ -192,57 +193,88 @@ def _slots_generator(base_model: str | None, adapter_dir: str | None):
         raise ModelUnavailable("the model filler needs outlines and llguidance: pip install outlines llguidance") from None
     from derivanim.model import load_for_task
 
-    model, tokenizer, description = load_for_task("slots", base_model, adapter_dir)
+    model, tokenizer, description = load_for_task("slots", base_model, adapter_dir, int8=int8)
     generator = outlines.Generator(outlines.from_transformers(model, tokenizer), CFG(slots_grammar()))
-    return model, tokenizer, generator, description
+    return model, tokenizer, generator.logits_processor, description
+
+
+def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_token_id: int,
+                       max_new_tokens: int) -> tuple[list[int], int]:
+    """Greedy decoding under an llguidance matcher, running the model only where it has a choice.
+
+    Outlines' own loop (transformers' generate with its logits processor) runs one forward pass per
+    token, also for the tokens the grammar forces: most of a slots response (its keys and punctuation).
+    Here the forced tokens (`compute_ff_tokens`) are appended without asking the model, and the next
+    forward pass reads them together with the token before them; the KV cache makes that one pass.
+    The tokens are those greedy decoding under the same mask would write, so the output is the same text.
+    When the grammar is complete the matcher stops and EOS, the only token left, is appended.
+    Returns (generated token ids, forward passes run).
+    """
+    import llguidance.torch
+    import torch
+    from transformers import DynamicCache
+
+    bitmask = llguidance.torch.allocate_token_bitmask(1, vocab_size)
+    cache, pending, generated, passes = DynamicCache(config=model.config), list(prompt), [], 0
+    while len(generated) < max_new_tokens:
+        if matcher.is_stopped():
+            generated.append(eos_token_id)
+            break
+        forced = matcher.compute_ff_tokens()[:max_new_tokens - len(generated)]
+        if forced:
+            matcher.consume_tokens(forced)
+            generated += forced
+            pending += forced
+            continue
+        logits = model(input_ids=torch.tensor([pending], device=model.device), cache=cache, use_cache=True,
+                       logits_to_keep=1).logits[0, -1].float()
+        passes += 1
+        llguidance.torch.fill_next_token_bitmask(matcher, bitmask, 0)
+        logits[vocab_size:] = -torch.inf  # a model's output layer may be padded beyond the tokenizer
+        llguidance.torch.apply_token_bitmask_inplace(logits[:vocab_size], bitmask[0].to(logits.device))
+        token = int(logits.argmax())
+        if not matcher.consume_token(token):
+            raise RuntimeError(f"the constraint rejected its own token: {matcher.get_error()}")
+        generated.append(token)
+        pending = [token]
+    return generated, passes
 
 
 def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
-               max_new_tokens: int | None = None) -> ModelFill:
+               max_new_tokens: int | None = None, int8: bool = False) -> ModelFill:
     """Ask the model for the slots of `request` under constrained, greedy decoding.
 
     adapter_dir: a slots adapter from derivanim.train (on the base model it records); None uses
     `base_model` alone (default: SmolLM2-135M-Instruct). The emitted JSON always has the Slots shape and a
-    function the grammar can read; its meaning is checked later by derivanim.verify.
+    function the grammar can read; its meaning is checked later by derivanim.verify. int8: on a CPU, run
+    the model with int8 weights (faster per token, but some greedy choices change: scripts/benchmark_model.py
+    measures both).
     Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
     not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
     """
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList
+    from llguidance import LLMatcher
 
     from derivanim.prompts import prompt_ids
 
     if not request or not request.strip():
         raise InvalidInput("the request is empty")
     adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
-    model, tokenizer, generator, description = _slots_generator(base_model, adapter)
-    # Outlines compiled the constraint into `generator.logits_processor`; generation calls transformers
-    # with it directly (as Outlines itself does), so that the prompt is exactly the token ids used in
-    # training (Outlines would re-tokenize the prompt text and add special tokens) and the count of
-    # generated tokens is exact.
+    model, tokenizer, processor, description = _slots_decoder(base_model, adapter, int8)
+    # Outlines compiled the constraint (its llguidance grammar and tokenizer); decoding starts from the
+    # prompt's token ids exactly as in training (Outlines would re-tokenize the prompt text and add
+    # special tokens), and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
-    processor = generator.logits_processor
-    processor.reset()
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens or max_response_tokens(), do_sample=False,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-    )
     started = time.perf_counter()
-    # force_eager: llguidance's mask kernel is wrapped in torch.compile, which would spend 10-30 s compiling
-    # C++ on the first call for an operation that takes well under a millisecond eagerly.
-    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
-        output = model.generate(
-            input_ids=torch.tensor([ids], device=model.device),
-            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=model.device),
-            generation_config=config, logits_processor=LogitsProcessorList([processor]),
-        )
+    with torch.no_grad():
+        generated, passes = constrained_greedy(
+            model, ids, LLMatcher(processor.llg_tokenizer, processor.grammar), processor.llg_tokenizer.vocab_size,
+            tokenizer.eos_token_id, max_new_tokens or max_response_tokens())
     seconds = time.perf_counter() - started
-    generated = output[0, len(ids):].tolist()
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
     try:
         slots = Slots.model_validate_json(emitted)
     except ValidationError as error:
         raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
-    return ModelFill(request=request, emitted=emitted, slots=slots, tokens=len(generated), seconds=seconds,
-                     model=description)
+    return ModelFill(request=request, emitted=emitted, slots=slots, tokens=len(generated), forward_passes=passes,
+                     seconds=seconds, model=description)

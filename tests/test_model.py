@@ -216,8 +216,44 @@ def test_fill_slots_with_an_adapter(slots_run, constraint):
     assert str(slots_run.out_dir) in fill.model
 
 
+def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False):
+    """The slots text from transformers' generate with Outlines' logits processor: one pass per token."""
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    from derivanim.model_filler import _slots_decoder
+
+    model, tokenizer, processor, _ = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
+    ids = prompt_ids(tokenizer, "slots", request)
+    processor.reset()
+    config = GenerationConfig(max_new_tokens=max_response_tokens(), do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.eos_token_id)
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
+        output = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
+                                generation_config=config, logits_processor=LogitsProcessorList([processor]))
+    return tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("request_text", ["Teach the product rule with x*sin(x)", "g(t) = t^2 - 3t on [-2, 5]"])
+def test_fast_forward_decoding_writes_what_token_by_token_decoding_writes(tiny_model_dir, request_text):
+    fill = fill_slots(request_text, base_model=tiny_model_dir)
+    assert fill.emitted == _outlines_generate(request_text, base_model=tiny_model_dir)
+    assert fill.forward_passes < fill.tokens  # the forced keys did not each cost a pass
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_decodes_the_same_with_fast_forward():
+    from derivanim.api import shipped_slots_adapter
+
+    adapter = str(shipped_slots_adapter())
+    for request_text in ("Animate the derivative of x^3*sin(x)", "Show me how tan(x) changes on [-1, 1]"):
+        fill = fill_slots(request_text, adapter_dir=adapter)
+        assert fill.emitted == _outlines_generate(request_text, adapter_dir=adapter)
+        assert fill.forward_passes < 0.6 * fill.tokens  # keys and punctuation ride along
+
+
 def test_the_baseline_generates_free_text_and_checks_the_adapter_task(slots_run, tiny_model_dir, tmp_path):
-    from derivanim.baseline import generate_scene
+    from derivanim.baseline import generate_scene, generate_scenes
 
     with pytest.raises(ModelUnavailable, match="trained for 'slots'"):
         generate_scene("Animate x^2", slots_run.out_dir, max_new_tokens=4)
@@ -228,6 +264,10 @@ def test_the_baseline_generates_free_text_and_checks_the_adapter_task(slots_run,
     assert scene.finished == (scene.tokens < 6)
     with pytest.raises(ModelUnavailable, match="trained for 'freeform'"):
         fill_slots("Animate x^2", adapter_dir=freeform.out_dir)
+    # Batched (left-padded) greedy decoding writes what one-at-a-time decoding writes.
+    requests = ["Animate the derivative of x^2", "Show me the slope of sin(x) on [-3, 3] at x = 1"]
+    batched = generate_scenes(requests, freeform.out_dir, max_new_tokens=6, batch_size=2)
+    assert [s.text for s in batched] == [generate_scene(r, freeform.out_dir, max_new_tokens=6).text for r in requests]
 
 
 def test_missing_models_and_adapters_raise_model_unavailable(tmp_path):
