@@ -385,8 +385,11 @@ def run_eval(config: EvalConfig, on_progress=None) -> dict:
         for case in cases:
             stream.write(json.dumps({k: v for k, v in vars(case).items()}, default=str) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "summary.md").write_text(
-        f"# {config.split} split: {len(rows)} requests\n\nCommand: `{config.command}`\n\n" + table_markdown(summary))
+    notes = f"Command: `{config.command}`\n\n"
+    if "baseline" in config.systems:
+        notes += (f"Baseline decoding: greedy, at most {PAPER_MAX_NEW_TOKENS:,} new tokens (the paper's setting), "
+                  f"{config.baseline_batch} requests per batch; its latency is the wall time of a request's batch.\n\n")
+    (out / "summary.md").write_text(f"# {config.split} split: {len(rows)} requests\n\n" + notes + table_markdown(summary))
     (out / "summary.tex").write_text(table_latex(summary))
     figures(summary, config, out)
     return summary

@@ -195,11 +195,48 @@ def _slots_decoder(base_model: str | None, adapter_dir: str | None, int8: bool):
 
     model, tokenizer, description = load_for_task("slots", base_model, adapter_dir, int8=int8)
     generator = outlines.Generator(outlines.from_transformers(model, tokenizer), CFG(slots_grammar()))
-    return model, tokenizer, generator.logits_processor, description
+    return model, tokenizer, generator.logits_processor, description, PromptPrefix.of(model, tokenizer)
+
+
+@dataclass(frozen=True)
+class PromptPrefix:
+    """The token ids every slots prompt starts with (system message, chat markup) and their KV cache.
+
+    Computed once per model, so a request costs a forward pass over its own tokens only.
+    """
+
+    ids: tuple[int, ...]
+    cache: object  # transformers DynamicCache; copied for each request, never extended
+
+    @classmethod
+    def of(cls, model, tokenizer) -> "PromptPrefix":
+        import torch
+        from transformers import DynamicCache
+
+        from derivanim.prompts import prompt_ids
+
+        first, second = prompt_ids(tokenizer, "slots", "a b"), prompt_ids(tokenizer, "slots", "9 (")
+        length = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
+        cache = DynamicCache(config=model.config)
+        if length:
+            with torch.no_grad():
+                model(input_ids=torch.tensor([first[:length]], device=model.device), cache=cache, use_cache=True,
+                      logits_to_keep=1)
+        return cls(tuple(first[:length]), cache)
+
+    def start(self, prompt: list[int], model):
+        """(a KV cache, the prompt's tokens still to run): the prefix's copy when the prompt begins with it."""
+        import copy
+
+        from transformers import DynamicCache
+
+        if self.ids and tuple(prompt[:len(self.ids)]) == self.ids and len(prompt) > len(self.ids):
+            return copy.deepcopy(self.cache), list(prompt[len(self.ids):])
+        return DynamicCache(config=model.config), list(prompt)
 
 
 def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_token_id: int,
-                       max_new_tokens: int) -> tuple[list[int], int]:
+                       max_new_tokens: int, prefix: PromptPrefix | None = None) -> tuple[list[int], int]:
     """Greedy decoding under an llguidance matcher, running the model only where it has a choice.
 
     Outlines' own loop (transformers' generate with its logits processor) runs one forward pass per
@@ -208,6 +245,7 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
     forward pass reads them together with the token before them; the KV cache makes that one pass.
     The tokens are those greedy decoding under the same mask would write, so the output is the same text.
     When the grammar is complete the matcher stops and EOS, the only token left, is appended.
+    `prefix`, when the prompt begins with it, spares the pass over the shared start of every prompt.
     Returns (generated token ids, forward passes run).
     """
     import llguidance.torch
@@ -215,7 +253,8 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
     from transformers import DynamicCache
 
     bitmask = llguidance.torch.allocate_token_bitmask(1, vocab_size)
-    cache, pending, generated, passes = DynamicCache(config=model.config), list(prompt), [], 0
+    cache, pending = prefix.start(prompt, model) if prefix else (DynamicCache(config=model.config), list(prompt))
+    generated, passes = [], 0
     while len(generated) < max_new_tokens:
         if matcher.is_stopped():
             generated.append(eos_token_id)
@@ -260,7 +299,7 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     if not request or not request.strip():
         raise InvalidInput("the request is empty")
     adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
-    model, tokenizer, processor, description = _slots_decoder(base_model, adapter, int8)
+    model, tokenizer, processor, description, prefix = _slots_decoder(base_model, adapter, int8)
     # Outlines compiled the constraint (its llguidance grammar and tokenizer); decoding starts from the
     # prompt's token ids exactly as in training (Outlines would re-tokenize the prompt text and add
     # special tokens), and the count of generated tokens is exact.
@@ -269,7 +308,7 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     with torch.no_grad():
         generated, passes = constrained_greedy(
             model, ids, LLMatcher(processor.llg_tokenizer, processor.grammar), processor.llg_tokenizer.vocab_size,
-            tokenizer.eos_token_id, max_new_tokens or max_response_tokens())
+            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(), prefix)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
     try:

@@ -1,7 +1,10 @@
-"""Benchmark the model filler: slot accuracy, warm latency and tokens per request, side by side with the
-free-form baseline's token count for the same requests (the length of the scene it must write).
+"""Benchmark the model filler: slot accuracy, warm latency, tokens and model passes per request, side by side
+with the free-form baseline's token count for the same requests (the length of the scene it must write).
 
-    .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N]
+    .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N] [--precisions fp32,int8]
+
+Each precision (fp32: the weights as trained; int8: dynamic int8 linear layers) runs every set, one after
+the other in the same process, so the two are compared on the same machine at the same time.
 
 Accuracy: the model's (verified) function equals the row's intended function numerically, on the corpus's
 test split (the paper's instruction formats) and on the paraphrase corpus's test split (functions and
@@ -61,12 +64,13 @@ def novel_rows():
                 slots=rules_slots(f), code="") for request, f in NOVEL]
 
 
-def measure(rows, adapter, tokenizer) -> dict:
-    correct, seconds, tokens, baseline_tokens, failures = 0, [], [], [], []
+def measure(rows, adapter, tokenizer, int8: bool) -> dict:
+    correct, seconds, tokens, passes, baseline_tokens, failures = 0, [], [], [], [], []
     for row in rows:
-        filled = fill_slots(row.instruction, adapter_dir=adapter)
+        filled = fill_slots(row.instruction, adapter_dir=adapter, int8=int8)
         seconds.append(filled.seconds)
         tokens.append(filled.tokens)
+        passes.append(filled.forward_passes)
         if row.code:
             baseline_tokens.append(len(tokenizer(row.code)["input_ids"]) + 1)
         try:
@@ -82,6 +86,7 @@ def measure(rows, adapter, tokenizer) -> dict:
         "requests": len(rows), "correct": correct, "accuracy": correct / len(rows),
         "latency_median_s": statistics.median(seconds), "latency_p90_s": sorted(seconds)[int(0.9 * len(seconds))],
         "tokens_mean": statistics.fmean(tokens),
+        "forward_passes_mean": statistics.fmean(passes),
         "baseline_tokens_mean": statistics.fmean(baseline_tokens) if baseline_tokens else None,
         "failures": failures,
     }
@@ -93,30 +98,39 @@ def main() -> int:
     parser.add_argument("--paraphrase", default="runs/corpus-paraphrase",
                         help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--precisions", default="fp32,int8", help="comma-separated: fp32, int8")
     parser.add_argument("--out", default="reports/model-benchmark.json")
     args = parser.parse_args()
     adapter = args.adapter or shipped_slots_adapter()
     tokenizer = load_tokenizer()
-    started = time.perf_counter()
-    fill_slots("Show the derivative of x^2", adapter_dir=adapter)  # warm-up: loading is not latency
-    load_seconds = time.perf_counter() - started
     sets = {"test (paper instructions)": load_corpus(None, split="test")}
     if Path(args.paraphrase).exists():
         paraphrased = [row for row in load_corpus(args.paraphrase, split="test")
                        if row.instruction_format not in {r.instruction_format for r in sets["test (paper instructions)"]}]
         sets["test (paraphrases, unseen)"] = paraphrased
     sets["novel phrasings (hand-written)"] = novel_rows()
-    results = {name: measure(rows[: args.limit], adapter, tokenizer) for name, rows in sets.items()}
-    table = Table(title=f"Model filler: {adapter}")
-    for column in ("requests", "slot accuracy", "latency median (s)", "latency p90 (s)", "tokens/request",
-                   "baseline tokens/request"):
+    torch_threads = __import__("torch").get_num_threads()
+    precisions, load_seconds = {}, {}
+    for precision in args.precisions.split(","):
+        int8 = {"fp32": False, "int8": True}[precision]
+        started = time.perf_counter()
+        fill_slots("Show the derivative of x^2", adapter_dir=adapter, int8=int8)  # warm-up: loading is not latency
+        load_seconds[precision] = time.perf_counter() - started
+        precisions[precision] = {name: measure(rows[: args.limit], adapter, tokenizer, int8) for name, rows in sets.items()}
+    table = Table(title=f"Model filler: {adapter} ({torch_threads} torch threads)")
+    for column in ("weights", "requests", "slot accuracy", "latency median (s)", "latency p90 (s)", "tokens/request",
+                   "model passes/request", "baseline tokens/request"):
         table.add_column(column, justify="right")
-    for name, r in results.items():
-        table.add_row(f"{name}: {r['requests']}", f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
-                      f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}", f"{r['tokens_mean']:.1f}",
-                      "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:.0f}")
+    for precision, results in precisions.items():
+        for name, r in results.items():
+            table.add_row(precision, f"{name}: {r['requests']}",
+                          f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
+                          f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}", f"{r['tokens_mean']:.1f}",
+                          f"{r['forward_passes_mean']:.1f}",
+                          "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:.0f}")
     Console().print(table)
-    report = {"adapter": str(adapter), "load_seconds": load_seconds, "command": " ".join(sys.argv), "sets": results}
+    report = {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": torch_threads,
+              "command": " ".join(sys.argv), "precisions": precisions}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -223,7 +223,7 @@ def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False):
 
     from derivanim.model_filler import _slots_decoder
 
-    model, tokenizer, processor, _ = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
+    model, tokenizer, processor, _, _ = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
     ids = prompt_ids(tokenizer, "slots", request)
     processor.reset()
     config = GenerationConfig(max_new_tokens=max_response_tokens(), do_sample=False, eos_token_id=tokenizer.eos_token_id,
