@@ -236,7 +236,7 @@ class PromptPrefix:
 
 
 def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_token_id: int,
-                       max_new_tokens: int, prefix: PromptPrefix | None = None) -> tuple[list[int], int]:
+                       max_new_tokens: int, prefix: PromptPrefix) -> tuple[list[int], int]:
     """Greedy decoding under an llguidance matcher, running the model only where it has a choice.
 
     Outlines' own loop (transformers' generate with its logits processor) runs one forward pass per
@@ -245,15 +245,15 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
     forward pass reads them together with the token before them; the KV cache makes that one pass.
     The tokens are those greedy decoding under the same mask would write, so the output is the same text.
     When the grammar is complete the matcher stops and EOS, the only token left, is appended.
-    `prefix`, when the prompt begins with it, spares the pass over the shared start of every prompt.
+    `prefix` (PromptPrefix.of the same model), when the prompt begins with it, spares the pass over the
+    shared start of every prompt.
     Returns (generated token ids, forward passes run).
     """
     import llguidance.torch
     import torch
-    from transformers import DynamicCache
 
     bitmask = llguidance.torch.allocate_token_bitmask(1, vocab_size)
-    cache, pending = prefix.start(prompt, model) if prefix else (DynamicCache(config=model.config), list(prompt))
+    cache, pending = prefix.start(prompt, model)
     generated, passes = [], 0
     while len(generated) < max_new_tokens:
         if matcher.is_stopped():
@@ -305,7 +305,9 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     # special tokens), and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
     started = time.perf_counter()
-    with torch.no_grad():
+    # force_eager: llguidance's mask kernel is wrapped in torch.compile, which would spend 10-30 s compiling
+    # C++ on the first call for an operation that takes well under a millisecond eagerly.
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
         generated, passes = constrained_greedy(
             model, ids, LLMatcher(processor.llg_tokenizer, processor.grammar), processor.llg_tokenizer.vocab_size,
             tokenizer.eos_token_id, max_new_tokens or max_response_tokens(), prefix)
