@@ -137,15 +137,22 @@ def produce_baseline(rows: list[Row], config: EvalConfig) -> list[Case]:
 
 
 def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Path) -> None:
-    """Fill in every case's metrics: AST first, then a dry run of all scenes, then (optionally) a render."""
-    files = {}
+    """Fill in every case's metrics: AST first, then a dry run of all scenes, then (optionally) a render.
+
+    Identical code runs identically: template-rules and reference (and most template scenes) are often the
+    same file, so each distinct scene is written, dry-run and rendered once.
+    """
+    files, distinct = {}, {}
     for case in cases:
         case.metrics = static_metrics(case.code or "")
         if case.code is not None and case.metrics["valid_syntax"]:
-            files[id(case)] = scratch / f"{case.system}_{case.index:04d}.py"
-            files[id(case)].write_text(case.code)
-    reports = inspect_many(list(files.values()), timeout=config.scene_timeout)
-    rendered: dict[str, bool] = {}
+            digest = hashlib.sha256(case.code.encode()).hexdigest()
+            if digest not in distinct:
+                distinct[digest] = scratch / f"{case.system}_{case.index:04d}.py"
+                distinct[digest].write_text(case.code)
+            files[id(case)] = distinct[digest]
+    reports = inspect_many(list(distinct.values()), timeout=config.scene_timeout)
+    rendered: dict[Path, bool] = {}
     for case in cases:
         row = rows[case.index]
         truth = parse_function(row.slots.function, variable=row.slots.variable)
@@ -159,13 +166,10 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
             case.metrics.update({"template_organization": False, "executable": False, "function_plot": False,
                                  "derivative_plot": False, "layout_clean": False})
         if config.render:
-            # Identical code renders identically: template-rules and reference (and most template scenes)
-            # are often the same file, so each distinct scene is rendered once.
             if case.metrics["executable"]:
-                digest = hashlib.sha256(case.code.encode()).hexdigest()
-                if digest not in rendered:
-                    rendered[digest] = _renders(files[id(case)], scratch)
-                case.metrics["animation_output"] = rendered[digest]
+                if files[id(case)] not in rendered:
+                    rendered[files[id(case)]] = _renders(files[id(case)], scratch)
+                case.metrics["animation_output"] = rendered[files[id(case)]]
             else:
                 case.metrics["animation_output"] = False
         else:
