@@ -189,14 +189,19 @@ def int8_copy(model):
 
     Decoding one token at a time on a CPU is bound by reading the weights from memory; int8 weights are
     a quarter of float32's, and a token costs about a third of the time (scripts/benchmark_model.py
-    measures both precisions side by side, latency and accuracy). Activations stay float32.
+    measures both precisions side by side, latency and accuracy). Activations stay float32, and so does
+    the output layer: the model filler scores only the few tokens its grammar allows, so the output layer
+    costs little, and int8 would round exactly the scores that pick the token.
     """
     import torch
 
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    head = model.get_output_embeddings()
     # One scale per output channel: per-tensor scales changed some of the slot adapter's greedy choices.
-    return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=False)
+    layers = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and module is not head}
+    return quantize_dynamic(model, layers, dtype=torch.qint8, inplace=False)
 
 
 def clear_cache() -> None:

@@ -235,59 +235,122 @@ class PromptPrefix:
         return DynamicCache(config=model.config), list(prompt)
 
 
+def allowed_tokens(matcher, vocab_size: int):
+    """The token ids an llguidance matcher allows next, ascending (its bitmask: bit i = token i)."""
+    import numpy as np
+    import torch
+
+    bits = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")[:vocab_size]
+    return torch.from_numpy(bits.nonzero()[0])
+
+
+class RequestLookup:
+    """Draft tokens for the function: what the request itself writes after the function text so far.
+
+    A request usually contains its function verbatim ("... of: f(x) = x^2*ln(x + 1)"), and the model copies
+    it. Once the model has written some of the function, the longest end of that text found in the request
+    (its first occurrence) says what probably comes next; constrained_greedy checks those draft tokens in one
+    forward pass and keeps the ones the model would have chosen itself (prompt-lookup speculative decoding).
+    Outside the function, or with no match, there is no draft.
+    """
+
+    OPENING = '{"' + next(iter(Slots.model_fields)) + '":"'  # the response begins with the function
+
+    def __init__(self, tokenizer, request: str, max_chars: int = 24):
+        self.tokenizer, self.request, self.max_chars = tokenizer, request, max_chars
+
+    def __call__(self, generated: list[int]) -> list[int]:
+        text = self.tokenizer.decode(generated)
+        written = text[len(self.OPENING):]
+        if not text.startswith(self.OPENING) or not written or '"' in written:
+            return []
+        for start in range(len(written)):  # the longest end of the function text first
+            at = self.request.find(written[start:])
+            if at >= 0:
+                following = self.request[at + len(written) - start:][:self.max_chars]
+                return self.tokenizer.encode(following, add_special_tokens=False) if following else []
+        return []
+
+
 def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_token_id: int,
-                       max_new_tokens: int, prefix: PromptPrefix) -> tuple[list[int], int]:
+                       max_new_tokens: int, prefix: PromptPrefix, draft=None) -> tuple[list[int], int]:
     """Greedy decoding under an llguidance matcher, running the model only where it has a choice.
 
     Outlines' own loop (transformers' generate with its logits processor) runs one forward pass per
     token, also for the tokens the grammar forces: most of a slots response (its keys and punctuation).
-    Here the forced tokens (`compute_ff_tokens`) are appended without asking the model, and the next
-    forward pass reads them together with the token before them; the KV cache makes that one pass.
-    The tokens are those greedy decoding under the same mask would write, so the output is the same text.
+    Here:
+    - Forced tokens (`compute_ff_tokens`) are appended without asking the model; the next forward pass
+      reads them together with the token before them (the KV cache makes that one pass).
+    - `draft` (e.g. RequestLookup), given the tokens so far, may propose the next ones. They ride along in
+      the same pass; the hidden state after each one that equals the model's own greedy choice gives the
+      next choice, so an accepted draft of n tokens saves n passes. At the first difference the model's
+      token is kept, and the cache entries after it are dropped.
+    - The output layer scores only the tokens the grammar allows (a few dozen, at most a few hundred, of
+      ~49,000): on a CPU, reading the whole output matrix was a fifth of each pass. Greedy decoding needs
+      only which allowed token scores highest; a model's final transformations of its logits (scaling,
+      soft-capping) are monotonic and do not change that.
+    So the tokens are those greedy decoding under the same mask writes, one pass per token.
     When the grammar is complete the matcher stops and EOS, the only token left, is appended.
     `prefix` (PromptPrefix.of the same model), when the prompt begins with it, spares the pass over the
     shared start of every prompt.
     Returns (generated token ids, forward passes run).
     """
-    import llguidance.torch
     import torch
 
-    bitmask = llguidance.torch.allocate_token_bitmask(1, vocab_size)
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+
+    def best_allowed(hidden) -> int:
+        allowed = allowed_tokens(matcher, vocab_size).to(hidden.device)
+        scores = head.weight[allowed] @ hidden
+        if head.bias is not None:
+            scores += head.bias[allowed]
+        return int(allowed[int(scores.argmax())])
+
+    def advance(tokens: list[int]) -> list[int]:
+        """Consume `tokens` and then the tokens the grammar forces (within max_new_tokens); all of them."""
+        if not matcher.consume_tokens(tokens):
+            raise RuntimeError(f"the constraint rejected its own token: {matcher.get_error()}")
+        forced = [] if matcher.is_stopped() else matcher.compute_ff_tokens()
+        forced = forced[:max_new_tokens - len(generated) - len(tokens)]
+        if forced and not matcher.consume_tokens(forced):
+            raise RuntimeError(f"the constraint rejected its forced tokens: {matcher.get_error()}")
+        return tokens + forced
+
     cache, pending = prefix.start(prompt, model)
     generated, passes = [], 0
-    while len(generated) < max_new_tokens:
-        if matcher.is_stopped():
-            generated.append(eos_token_id)
-            break
-        forced = matcher.compute_ff_tokens()[:max_new_tokens - len(generated)]
-        if forced:
-            matcher.consume_tokens(forced)
-            generated += forced
-            pending += forced
-            continue
-        logits = model(input_ids=torch.tensor([pending], device=model.device), cache=cache, use_cache=True,
-                       logits_to_keep=1).logits[0, -1].float()
+    chosen = advance([])  # the response's opening
+    generated += chosen
+    pending += chosen
+    while not matcher.is_stopped() and len(generated) < max_new_tokens:
+        run = pending + (draft(generated)[:max_new_tokens - len(generated)] if draft else [])
+        hidden = decoder(input_ids=torch.tensor([run], device=model.device), cache=cache,
+                         use_cache=True).last_hidden_state[0]
         passes += 1
-        llguidance.torch.fill_next_token_bitmask(matcher, bitmask, 0)
-        logits[vocab_size:] = -torch.inf  # a model's output layer may be padded beyond the tokenizer
-        llguidance.torch.apply_token_bitmask_inplace(logits[:vocab_size], bitmask[0].to(logits.device))
-        token = int(logits.argmax())
-        if not matcher.consume_token(token):
-            raise RuntimeError(f"the constraint rejected its own token: {matcher.get_error()}")
-        generated.append(token)
-        pending = [token]
+        position = len(pending) - 1  # the last token of `run` known to be the model's own
+        while True:
+            chosen = advance([best_allowed(hidden[position])])
+            generated += chosen
+            if (matcher.is_stopped() or len(generated) >= max_new_tokens
+                    or run[position + 1:position + 1 + len(chosen)] != chosen):
+                break
+            position += len(chosen)  # the draft had these tokens: their hidden states are the model's
+        cache.crop(position + 1 - len(run))  # drop the draft after the last token kept (a count < 0)
+        pending = chosen
+    if matcher.is_stopped() and len(generated) < max_new_tokens:
+        generated.append(eos_token_id)
     return generated, passes
 
 
 def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
-               max_new_tokens: int | None = None, int8: bool = False) -> ModelFill:
+               max_new_tokens: int | None = None, int8: bool = False, draft: bool = True) -> ModelFill:
     """Ask the model for the slots of `request` under constrained, greedy decoding.
 
     adapter_dir: a slots adapter from derivanim.train (on the base model it records); None uses
     `base_model` alone (default: SmolLM2-135M-Instruct). The emitted JSON always has the Slots shape and a
     function the grammar can read; its meaning is checked later by derivanim.verify. int8: on a CPU, run
     the model with int8 weights (faster per token, but some greedy choices change: scripts/benchmark_model.py
-    measures both).
+    measures both). draft: check tokens copied from the request (RequestLookup) in one pass instead of one
+    pass each; the output is the same either way, only the number of model passes differs.
     Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
     not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
     """
@@ -305,12 +368,11 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     # special tokens), and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
     started = time.perf_counter()
-    # force_eager: llguidance's mask kernel is wrapped in torch.compile, which would spend 10-30 s compiling
-    # C++ on the first call for an operation that takes well under a millisecond eagerly.
-    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
+    with torch.no_grad():
         generated, passes = constrained_greedy(
             model, ids, LLMatcher(processor.llg_tokenizer, processor.grammar), processor.llg_tokenizer.vocab_size,
-            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(), prefix)
+            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(), prefix,
+            RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
     try:

@@ -1,10 +1,13 @@
 """Benchmark the model filler: slot accuracy, warm latency, tokens and model passes per request, side by side
 with the free-form baseline's token count for the same requests (the length of the scene it must write).
 
-    .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N] [--precisions fp32,int8]
+    .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N]
+                                                [--variants fp32,fp32-undrafted,int8]
 
-Each precision (fp32: the weights as trained; int8: dynamic int8 linear layers) runs every set, one after
-the other in the same process, so the two are compared on the same machine at the same time.
+Each variant runs every set, one after the other in the same process, so they are compared on the same machine
+at the same time: fp32 (the default: the weights as trained, function tokens drafted from the request and
+checked in one pass), fp32-undrafted (the same without drafts: one model pass per token the grammar leaves
+open; the same output), int8 (dynamic int8 linear layers, drafted).
 
 Accuracy: the model's (verified) function equals the row's intended function numerically, on the corpus's
 test split (the paper's instruction formats) and on the paraphrase corpus's test split (functions and
@@ -64,10 +67,13 @@ def novel_rows():
                 slots=rules_slots(f), code="") for request, f in NOVEL]
 
 
-def measure(rows, adapter, tokenizer, int8: bool) -> dict:
+VARIANTS = {"fp32": {}, "fp32-undrafted": {"draft": False}, "int8": {"int8": True}}  # fill_slots options
+
+
+def measure(rows, adapter, tokenizer, options: dict) -> dict:
     correct, seconds, tokens, passes, baseline_tokens, failures = 0, [], [], [], [], []
     for row in rows:
-        filled = fill_slots(row.instruction, adapter_dir=adapter, int8=int8)
+        filled = fill_slots(row.instruction, adapter_dir=adapter, **options)
         seconds.append(filled.seconds)
         tokens.append(filled.tokens)
         passes.append(filled.forward_passes)
@@ -98,7 +104,7 @@ def main() -> int:
     parser.add_argument("--paraphrase", default="runs/corpus-paraphrase",
                         help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--precisions", default="fp32,int8", help="comma-separated: fp32, int8")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     parser.add_argument("--out", default="reports/model-benchmark.json")
     args = parser.parse_args()
     adapter = args.adapter or shipped_slots_adapter()
@@ -110,27 +116,27 @@ def main() -> int:
         sets["test (paraphrases, unseen)"] = paraphrased
     sets["novel phrasings (hand-written)"] = novel_rows()
     torch_threads = __import__("torch").get_num_threads()
-    precisions, load_seconds = {}, {}
-    for precision in args.precisions.split(","):
-        int8 = {"fp32": False, "int8": True}[precision]
+    variants, load_seconds = {}, {}
+    for variant in args.variants.split(","):
+        options = VARIANTS[variant]
         started = time.perf_counter()
-        fill_slots("Show the derivative of x^2", adapter_dir=adapter, int8=int8)  # warm-up: loading is not latency
-        load_seconds[precision] = time.perf_counter() - started
-        precisions[precision] = {name: measure(rows[: args.limit], adapter, tokenizer, int8) for name, rows in sets.items()}
+        fill_slots("Show the derivative of x^2", adapter_dir=adapter, **options)  # warm-up: loading is not latency
+        load_seconds[variant] = time.perf_counter() - started
+        variants[variant] = {name: measure(rows[: args.limit], adapter, tokenizer, options) for name, rows in sets.items()}
     table = Table(title=f"Model filler: {adapter} ({torch_threads} torch threads)")
-    for column in ("weights", "requests", "slot accuracy", "latency median (s)", "latency p90 (s)", "tokens/request",
+    for column in ("variant", "requests", "slot accuracy", "latency median (s)", "latency p90 (s)", "tokens/request",
                    "model passes/request", "baseline tokens/request"):
         table.add_column(column, justify="right")
-    for precision, results in precisions.items():
+    for variant, results in variants.items():
         for name, r in results.items():
-            table.add_row(precision, f"{name}: {r['requests']}",
+            table.add_row(variant, f"{name}: {r['requests']}",
                           f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
                           f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}", f"{r['tokens_mean']:.1f}",
                           f"{r['forward_passes_mean']:.1f}",
                           "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:.0f}")
-    Console().print(table)
+    Console(width=160).print(table)
     report = {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": torch_threads,
-              "command": " ".join(sys.argv), "precisions": precisions}
+              "command": " ".join(sys.argv), "variants": variants}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

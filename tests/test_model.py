@@ -9,12 +9,12 @@ import json
 import math
 import random
 
-import numpy as np
 import pytest
 
 from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.grammar import _parser, parse_function
-from derivanim.model_filler import SlotsConstraint, fill_slots, max_response_tokens
+from derivanim.model_filler import (RequestLookup, SlotsConstraint, allowed_tokens, constrained_greedy,
+                                    fill_slots, max_response_tokens)
 from derivanim.prompts import FALLBACK_CHAT_TEMPLATE, format_number, format_slots, prompt_ids, prompt_text
 from derivanim.slots import Slots
 from derivanim.train import IGNORE, collate, encode_example, encode_rows, train
@@ -133,14 +133,29 @@ def test_the_constraint_holds_the_response_format(constraint):
     assert not constraint.accepts(good.replace('"variable":"x","name":"f",', ""))
 
 
+def test_allowed_tokens_are_those_the_llguidance_mask_leaves(constraint):
+    import llguidance.torch
+    import torch
+
+    vocab = constraint.llg_tokenizer.vocab_size
+    matcher = constraint.matcher()
+    for text in ('{"function":"', 'sin(x', '^2)","variable":"x","name":"f","x_min":'):
+        assert matcher.consume_tokens(constraint.llg_tokenizer.tokenize_str(text))
+        bitmask = llguidance.torch.allocate_token_bitmask(1, vocab)
+        llguidance.torch.fill_next_token_bitmask(matcher, bitmask, 0)
+        logits = torch.zeros(vocab)
+        llguidance.torch.apply_token_bitmask_inplace(logits, bitmask[0])
+        expected = torch.isfinite(logits).nonzero().flatten()
+        assert 1 < len(expected) < vocab and torch.equal(allowed_tokens(matcher, vocab), expected)
+
+
 def test_random_walks_through_the_constraint_always_finish_and_parse(constraint):
     """Whatever tokens a model picks among the allowed ones, it ends in bounded time with grammatical slots."""
     rng = random.Random(0)
     for _ in range(40):
         matcher, tokens = constraint.matcher(), []
         while True:
-            bits = np.unpackbits(np.frombuffer(matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
-            token = int(rng.choice(np.nonzero(bits[: constraint.llg_tokenizer.vocab_size])[0]))
+            token = int(rng.choice(allowed_tokens(matcher, constraint.llg_tokenizer.vocab_size)))
             if token == constraint.llg_tokenizer.eos_token:
                 break
             assert matcher.consume_token(token) and not matcher.is_error(), matcher.get_error()
@@ -241,6 +256,52 @@ def test_fast_forward_decoding_writes_what_token_by_token_decoding_writes(tiny_m
     assert fill.forward_passes < fill.tokens  # the forced keys did not each cost a pass
 
 
+def test_request_lookup_drafts_the_rest_of_the_function_from_the_request(tokenizer):
+    lookup = RequestLookup(tokenizer, "Explain the derivative of: f(x) = x^2*ln(x + 1) on [-1, 3]", max_chars=12)
+
+    def draft(text):
+        return tokenizer.decode(lookup(tokenizer(text, add_special_tokens=False)["input_ids"]))
+
+    assert draft('{"function":"x^') == "2*ln(x + 1) "  # "x^" is in the request; "x" alone is first in "f(x)"
+    assert draft('{"function":"x^2*l') == "n(x + 1) on "
+    assert draft('{"function":"') == ""  # nothing written yet to look up
+    assert draft('{"function":"x^2*ln(x + 1)","variable":"') == ""  # only the function is drafted
+    assert draft('{"function":"cos') == ""  # not in the request
+
+
+def _tiny_decoder(tiny_model_dir):
+    """decode(request, draft) -> (tokens, passes): constrained_greedy on the tiny model."""
+    import torch
+    from llguidance import LLMatcher
+
+    from derivanim.model_filler import _slots_decoder
+
+    model, tokenizer, processor, _, prefix = _slots_decoder(tiny_model_dir, None, False)
+    llg_tokenizer = processor.llg_tokenizer
+
+    def decode(request, draft):
+        with torch.no_grad():
+            return constrained_greedy(model, prompt_ids(tokenizer, "slots", request),
+                                      LLMatcher(llg_tokenizer, processor.grammar), llg_tokenizer.vocab_size,
+                                      tokenizer.eos_token_id, max_response_tokens(), prefix, draft)
+
+    return decode
+
+
+def test_drafted_tokens_change_the_passes_never_the_output(tiny_model_dir):
+    decode = _tiny_decoder(tiny_model_dir)
+    request = "Show me how tan(x) changes on [-1, 1]"
+    reference, passes = decode(request, None)
+    assert passes > 1
+    # A draft that always guesses right: the whole response is checked in one pass, forced tokens included.
+    assert decode(request, lambda generated: reference[len(generated):-1]) == (reference, 1)
+    # Drafts that are wrong from their first token, or after a few right ones: the same output.
+    rng = random.Random(0)
+    wrong = [rng.randrange(1000) for _ in range(8)]
+    assert decode(request, lambda generated: wrong)[0] == reference
+    assert decode(request, lambda generated: reference[len(generated):len(generated) + 3] + wrong)[0] == reference
+
+
 @pytest.mark.slow
 def test_the_shipped_adapter_decodes_the_same_with_fast_forward():
     from derivanim.api import shipped_slots_adapter
@@ -248,8 +309,25 @@ def test_the_shipped_adapter_decodes_the_same_with_fast_forward():
     adapter = str(shipped_slots_adapter())
     for request_text in ("Animate the derivative of x^3*sin(x)", "Show me how tan(x) changes on [-1, 1]"):
         fill = fill_slots(request_text, adapter_dir=adapter)
-        assert fill.emitted == _outlines_generate(request_text, adapter_dir=adapter)
-        assert fill.forward_passes < 0.6 * fill.tokens  # keys and punctuation ride along
+        undrafted = fill_slots(request_text, adapter_dir=adapter, draft=False)
+        assert fill.emitted == undrafted.emitted == _outlines_generate(request_text, adapter_dir=adapter)
+        assert undrafted.forward_passes < 0.6 * fill.tokens  # keys and punctuation ride along
+        assert fill.forward_passes < undrafted.forward_passes  # the function was copied from the request
+
+
+def test_int8_weights_keep_the_output_layer_in_float_and_still_fill_valid_slots(tiny_model_dir, constraint):
+    import torch
+
+    from derivanim.model import int8_copy, load_base_model
+
+    model, _ = load_base_model(tiny_model_dir)
+    quantized = int8_copy(model)
+    head = quantized.get_output_embeddings()
+    assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32
+    assert type(quantized.get_decoder().layers[0].mlp.up_proj) is not torch.nn.Linear  # the others are int8
+    fill = fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir, int8=True)
+    _check_fill(fill, constraint)
+    assert fill.model.endswith("(int8)")
 
 
 def test_the_baseline_generates_free_text_and_checks_the_adapter_task(slots_run, tiny_model_dir, tmp_path):
