@@ -286,7 +286,7 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
       next choice, so an accepted draft of n tokens saves n passes. At the first difference the model's
       token is kept, and the cache entries after it are dropped.
     - The output layer scores only the tokens the grammar allows (a few dozen, at most a few hundred, of
-      ~49,000): on a CPU, reading the whole output matrix was a fifth of each pass. Greedy decoding needs
+      ~49,000): the whole output matrix is a fifth of the weights a pass reads. Greedy decoding needs
       only which allowed token scores highest; a model's final transformations of its logits (scaling,
       soft-capping) are monotonic and do not change that.
     So the tokens are those greedy decoding under the same mask writes, one pass per token.

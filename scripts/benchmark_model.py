@@ -98,6 +98,34 @@ def measure(rows, adapter, tokenizer, options: dict) -> dict:
     }
 
 
+COLUMNS = ("variant", "requests", "slots give the intended function", "tokens/request", "model passes/request",
+           "median latency (s)", "p90 latency (s)", "baseline tokens/request")
+
+
+def table_rows(report: dict):
+    """One row of COLUMNS per variant and request set."""
+    for variant, results in report["variants"].items():
+        for name, r in results.items():
+            yield (variant, f"{name} ({r['requests']})", f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
+                   f"{r['tokens_mean']:.1f}", f"{r['forward_passes_mean']:.1f}", f"{r['latency_median_s']:.2f}",
+                   f"{r['latency_p90_s']:.2f}",
+                   "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:,.0f}")
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table_rows(report)]) + "\n"
+
+
+def show(report: dict) -> None:
+    table = Table(title=f"Model filler: {report['adapter']} ({report['torch_threads']} torch threads)")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    Console(width=160).print(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adapter", default=None, help="slots adapter (default: the shipped one)")
@@ -105,8 +133,22 @@ def main() -> int:
                         help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
-    parser.add_argument("--out", default="reports/model-benchmark.json")
+    parser.add_argument("--out", default="reports/model-benchmark.json", help="the report; its table goes beside it (.md)")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the .md table from the report at --out")
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.table_only:
+        report = json.loads(out.read_text())
+    else:
+        report = run(args)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    show(report)
+    out.with_suffix(".md").write_text(markdown_table(report))
+    return 0
+
+
+def run(args) -> dict:
     adapter = args.adapter or shipped_slots_adapter()
     tokenizer = load_tokenizer()
     sets = {"test (paper instructions)": load_corpus(None, split="test")}
@@ -115,7 +157,6 @@ def main() -> int:
                        if row.instruction_format not in {r.instruction_format for r in sets["test (paper instructions)"]}]
         sets["test (paraphrases, unseen)"] = paraphrased
     sets["novel phrasings (hand-written)"] = novel_rows()
-    torch_threads = __import__("torch").get_num_threads()
     variants, load_seconds = {}, {}
     for variant in args.variants.split(","):
         options = VARIANTS[variant]
@@ -123,23 +164,8 @@ def main() -> int:
         fill_slots("Show the derivative of x^2", adapter_dir=adapter, **options)  # warm-up: loading is not latency
         load_seconds[variant] = time.perf_counter() - started
         variants[variant] = {name: measure(rows[: args.limit], adapter, tokenizer, options) for name, rows in sets.items()}
-    table = Table(title=f"Model filler: {adapter} ({torch_threads} torch threads)")
-    for column in ("variant", "requests", "slot accuracy", "latency median (s)", "latency p90 (s)", "tokens/request",
-                   "model passes/request", "baseline tokens/request"):
-        table.add_column(column, justify="right")
-    for variant, results in variants.items():
-        for name, r in results.items():
-            table.add_row(variant, f"{name}: {r['requests']}",
-                          f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
-                          f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}", f"{r['tokens_mean']:.1f}",
-                          f"{r['forward_passes_mean']:.1f}",
-                          "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:.0f}")
-    Console(width=160).print(table)
-    report = {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": torch_threads,
-              "command": " ".join(sys.argv), "variants": variants}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": __import__("torch").get_num_threads(),
+            "command": " ".join(sys.argv), "variants": variants}
 
 
 if __name__ == "__main__":
