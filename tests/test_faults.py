@@ -212,10 +212,12 @@ def test_two_cli_runs_with_the_same_name_leave_one_whole_video(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_render_exits_130_and_leaves_no_partial_files(tmp_path):
-    # A session of its own, so the signal goes to the CLI's process group as a terminal's Ctrl-C would.
+    # A session of its own, so the signal goes to the CLI's process group as a terminal's Ctrl-C would; and SIGINT
+    # handled as in a terminal even when the suite itself runs in the background (where a shell ignores SIGINT).
     run = subprocess.Popen(
         [sys.executable, "-m", "derivanim.cli", "make", "--quality", "l", "--filler", "rules", "-o", "out", "--", "x^2"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     out = tmp_path / "out"
     deadline = time.monotonic() + 120
