@@ -148,6 +148,29 @@ def trace_curve(evaluate, x_min: float, x_max: float, y_range: tuple[float, floa
     def ok(y):
         return np.isfinite(y) & (y >= y_min - 1e-9) & (y <= y_max + 1e-9)
 
+    sliver = 2e-3 * (x_max - x_min)  # narrower pieces (one sample of sign(x) at 0) are not drawn
+    segments = []
+    for left, right in _pieces(evaluate, xs, ys, ok, span, sliver):
+        # Poles may crowd closer than the grid (tan(ln(x)) near 0), and Manim would draw across them: a piece that
+        # leaves the range between samples is split again on a grid across the piece alone, once; a part that
+        # still leaves it is dropped (near tan(ln(x))'s 0 such parts are narrower than slivers anyway).
+        fine = np.linspace(left, right, SAMPLES)
+        fine_ys = evaluate(fine)
+        if np.all(ok(fine_ys)):
+            segments.append((left, right))
+        else:
+            segments += [(a, b) for a, b in _pieces(evaluate, fine, fine_ys, ok, span, sliver)
+                         if np.all(ok(evaluate(np.linspace(a, b, SAMPLES))))]
+    breaks = [
+        (right + left) / 2
+        for (_, right), (left, _) in zip(segments, segments[1:])
+        if _discontinuous(evaluate(np.linspace(right, left, 2001)), span)
+    ]
+    return Curve(y_min=float(y_min), y_max=float(y_max), segments=tuple(segments), breaks=tuple(breaks))
+
+
+def _pieces(evaluate, xs: np.ndarray, ys: np.ndarray, ok, span: float, sliver: float) -> list[tuple[float, float]]:
+    """The x-intervals of a sampled curve inside the range and domain, without jumps, wider than `sliver`."""
     valid = ok(ys)
     # A jump: neighbours a quarter of the plot's height apart, which no continuous curve does at this spacing.
     jump_after = valid[:-1] & valid[1:] & (np.abs(np.diff(ys)) > 0.25 * span)
@@ -155,23 +178,19 @@ def trace_curve(evaluate, x_min: float, x_max: float, y_range: tuple[float, floa
     for start, stop in runs(valid):
         cuts = [int(j) for j in np.flatnonzero(jump_after[start:stop]) + start]
         pieces += zip([start] + [c + 1 for c in cuts], cuts + [stop])
+    last = len(xs) - 1
     segments = []
     for start, stop in pieces:
         # Refine an edge by bisection where the curve leaves the range or domain; a jump edge is a sample.
         left = xs[start] if start == 0 or valid[start - 1] else _edge(evaluate, xs[start], xs[start - 1], ok)
-        right = xs[stop] if stop == SAMPLES - 1 or valid[stop + 1] else _edge(evaluate, xs[stop], xs[stop + 1], ok)
-        if right - left > 2e-3 * (x_max - x_min):  # slivers (one sample of sign(x) at 0) are not drawn
+        right = xs[stop] if stop == last or valid[stop + 1] else _edge(evaluate, xs[stop], xs[stop + 1], ok)
+        if right - left > sliver:
             segments.append((float(left), float(right)))
-    breaks = [
-        (right + left) / 2
-        for (_, right), (left, _) in zip(segments, segments[1:])
-        if _discontinuous(evaluate, right, left, span)
-    ]
-    return Curve(y_min=float(y_min), y_max=float(y_max), segments=tuple(segments), breaks=tuple(breaks))
+    return segments
 
 
-def _discontinuous(evaluate, left: float, right: float, span: float) -> bool:
-    """Whether the gap between two pieces holds a pole, a hole in the domain or a jump (not just a tall hump)."""
-    ys = evaluate(np.linspace(left, right, 2001))
+def _discontinuous(ys: np.ndarray, span: float) -> bool:
+    """Whether samples across the gap between two pieces hold a pole, a hole in the domain or a jump (not just a
+    tall hump)."""
     undefined_or_pole = not np.all(np.isfinite(ys)) or np.max(np.abs(ys)) > 100 * max(span, 1.0)
     return bool(undefined_or_pole or abs(ys[-1] - ys[0]) > 0.25 * span)

@@ -121,6 +121,17 @@ def test_trace_curve_breaks_at_poles_and_jumps(expr, window, poles):
         assert not any(a < pole < b for a, b in curve.segments)
 
 
+def test_no_piece_hides_poles_that_crowd_closer_than_the_grid():
+    """tan(ln(x)) has poles at exp(-pi/2 - k*pi): 0.208, 0.00898, 0.000388, 1.7e-5, ... towards 0."""
+    curve = _curve(sympy.tan(sympy.log(x)), 0, 3)
+    poles = numpy.exp(-numpy.pi / 2 - numpy.pi * numpy.arange(12))
+    for a, b in curve.segments:
+        assert not any(a < pole < b for pole in poles), (a, b)
+        values = evaluator(sympy.tan(sympy.log(x)), x)(numpy.linspace(a, b, 20001))
+        assert curve.y_min - 1e-6 <= values.min() and values.max() <= curve.y_max + 1e-6  # Manim draws it in range
+    assert curve.segments[-1][1] == 3 and sum(b - a for a, b in curve.segments) > 2.8
+
+
 @pytest.mark.parametrize("expr, window", [(sympy.sin(x), (-7, 7)), (x**2, (-3, 3)), (sympy.exp(-x**2), (-4, 4))])
 def test_trace_curve_draws_a_smooth_function_in_one_piece(expr, window):
     curve = _curve(expr, *window)
