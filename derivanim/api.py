@@ -25,6 +25,7 @@ class ModelRun:
 
     emitted: str
     tokens: int
+    forward_passes: int
     seconds: float
 
 
@@ -97,7 +98,8 @@ def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun
         raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
                                "or for a bare function use filler='rules' (--filler rules)")
     result = fill_slots(text, adapter_dir=adapter)
-    return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, seconds=result.seconds)
+    return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, forward_passes=result.forward_passes,
+                                  seconds=result.seconds)
 
 
 def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None) -> Animation:

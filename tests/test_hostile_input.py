@@ -324,7 +324,7 @@ def test_fill_with_a_fake_model_shows_the_repairs(label, monkeypatch):
     emitted, repair = MODEL_SLOTS[label]
     slots = Slots(**emitted)
     monkeypatch.setattr(derivanim.api, "_model_slots",
-                        lambda text, adapter: (slots, ModelRun(emitted=slots.model_dump_json(), tokens=30, seconds=0.1)))
+                        lambda text, adapter: (slots, ModelRun(emitted=slots.model_dump_json(), tokens=30, forward_passes=12, seconds=0.1)))
     if repair is None:
         with pytest.raises(InvalidInput):
             fill("Teach the derivative of something", filler="model")
@@ -339,7 +339,7 @@ def test_fill_with_a_fake_model_shows_the_repairs(label, monkeypatch):
 
 def test_auto_filler_sends_words_to_the_model_and_keeps_its_repairs(monkeypatch):
     slots = Slots(function="x*sin(x)", x_min=4, x_max=-4, x0=NAN)
-    monkeypatch.setattr(derivanim.api, "_model_slots", lambda text, adapter: (slots, ModelRun("{}", 30, 0.1)))
+    monkeypatch.setattr(derivanim.api, "_model_slots", lambda text, adapter: (slots, ModelRun("{}", tokens=30, forward_passes=12, seconds=0.1)))
     animation = fill("Teach the product rule with x*sin(x)")
     assert animation.filler == "model"
     assert len(animation.repairs) == 2
@@ -350,7 +350,7 @@ def test_a_model_function_is_parsed_never_evaluated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for function in ("__import__('os').system('touch pwned')", "open('pwned','w')"):
         slots = Slots(function=function, x_min=-3, x_max=3, x0=1)
-        monkeypatch.setattr(derivanim.api, "_model_slots", lambda text, adapter, s=slots: (s, ModelRun("{}", 30, 0.1)))
+        monkeypatch.setattr(derivanim.api, "_model_slots", lambda text, adapter, s=slots: (s, ModelRun("{}", tokens=30, forward_passes=12, seconds=0.1)))
         with pytest.raises(InvalidInput):
             fill("Teach the chain rule please", filler="model")
     assert not (tmp_path / SENTINEL).exists()
