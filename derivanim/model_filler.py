@@ -289,7 +289,7 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
       ~49,000): the whole output matrix is a fifth of the weights a pass reads. Greedy decoding needs
       only which allowed token scores highest; a model's final transformations of its logits (scaling,
       soft-capping) are monotonic and do not change that.
-    So the tokens are those greedy decoding under the same mask writes, one pass per token.
+    So the tokens are those that plain greedy decoding under the same mask (one pass per token) writes.
     When the grammar is complete the matcher stops and EOS, the only token left, is appended.
     `prefix` (PromptPrefix.of the same model), when the prompt begins with it, spares the pass over the
     shared start of every prompt.
