@@ -42,6 +42,7 @@ class Animation:
     plan: ScenePlan = field(repr=False)
     code: str = field(repr=False)
     model_run: ModelRun | None = None
+    cautions: tuple[str, ...] = ()  # what the user should check (the model's function is not in the request)
 
     def save(self, path: Path) -> Path:
         """Write the scene's source to `path` (atomically)."""
@@ -62,6 +63,7 @@ class Animation:
             "slots": self.slots.model_dump(),
             "requested_slots": self.requested_slots.model_dump(mode="json"),
             "repairs": list(self.repairs),
+            "cautions": list(self.cautions),
             "derivative": self.derivative,
             "derivative_latex": self.plan.df_latex,
             "model": None if self.model_run is None else vars(self.model_run),
@@ -128,10 +130,24 @@ def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None) 
     return build_animation(text, filler, slots, model_run)
 
 
+def written_in(function: str, request: str) -> bool:
+    """Whether `function` stands in `request` as written, spaces and '*' aside.
+
+    The model filler is trained to copy the function (every corpus instruction, in the paper's formats and in
+    paraphrases, contains its function), so a function it did not copy is probably one it made up.
+    """
+    def bare(text: str) -> str:
+        return re.sub(r"[\s*]", "", text)
+
+    return bare(function) in bare(request)
+
+
 def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun | None = None) -> Animation:
     """Verify any filler's slots, plan the scene and write its code."""
     verified = verify(slots)
     plan = plan_scene(verified)
+    cautions = () if filler != "model" or written_in(slots.function, request) else (
+        f"the model's function {slots.function} is not written in the request: check that it is the one you meant",)
     return Animation(
         request=request,
         filler=filler,
@@ -142,4 +158,5 @@ def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun
         plan=plan,
         code=write_scene(plan, f_text=str(verified.function.expr)),
         model_run=model_run,
+        cautions=cautions,
     )

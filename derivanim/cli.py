@@ -56,6 +56,9 @@ def _make(args) -> int:
     if args.filler == "baseline":
         return _make_baseline(args)
     animation = fill(args.request, filler=args.filler, adapter=args.adapter)
+    if not args.json:
+        for caution in animation.cautions:  # before the render, which can be stopped
+            stderr.print(f"[yellow]caution:[/] {escape(caution)}")
     out_dir = Path(args.output)
     scene_path = animation.save(out_dir / f"{args.name}.py")
     video_path = None

@@ -12,6 +12,7 @@ says what is missing and how to get it.
 import functools
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 from derivanim.errors import ModelUnavailable
@@ -134,7 +135,9 @@ def _cached_adapter(folder: str, base_model: str | None, dtype):
     # A fresh base, not the cached one: merging the adapter rewrites the base's weights.
     model, tokenizer = load_pretrained(base_name, dtype)
     try:
-        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+        with warnings.catch_warnings():  # PEFT 0.21 calls an API transformers 5 deprecates; nothing a user can do
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = PeftModel.from_pretrained(model, folder).merge_and_unload()
     except (OSError, ValueError, RuntimeError) as error:
         raise ModelUnavailable(f"cannot apply the adapter at {folder} to {base_name!r}: {_first_line(error)}") from None
     model.eval()

@@ -346,6 +346,25 @@ def test_auto_filler_sends_words_to_the_model_and_keeps_its_repairs(monkeypatch)
     _check_verified(animation)
 
 
+def test_a_function_the_model_did_not_copy_from_the_request_gets_a_caution(tmp_path, monkeypatch, capsys):
+    from derivanim.api import written_in
+    from derivanim.cli import main
+
+    assert written_in("x^2*e^(-x)", "Animate f'(x) for f(x) = x^2 * e^(-x)")  # spaces and '*' aside
+    assert written_in("2x - 3", "why the slope of x^2-3x is 2*x - 3?")
+    assert not written_in("x^3+sin(x)", "Animate very slowly x^3")
+    made_up = Slots(function="x^3+sin(x)", x_min=-3, x_max=3, x0=1)  # what the shipped adapter wrote for that
+    monkeypatch.setattr(derivanim.api, "_model_slots",
+                        lambda text, adapter: (made_up, ModelRun("{}", tokens=30, forward_passes=12, seconds=0.1)))
+    animation = fill("Animate very slowly x^3")
+    assert animation.filler == "model" and len(animation.cautions) == 1 and "x^3+sin(x)" in animation.cautions[0]
+    assert animation.to_dict()["cautions"] == list(animation.cautions)
+    assert fill("Animate very slowly x^3 + sin(x)").cautions == ()
+    assert fill("x^3+sin(x)", filler="rules").cautions == ()
+    assert main(["make", "--no-render", "-o", str(tmp_path), "Animate very slowly x^3"]) == 0
+    assert "caution: the model's function x^3+sin(x) is not written in the request" in capsys.readouterr().err
+
+
 def test_a_model_function_is_parsed_never_evaluated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for function in ("__import__('os').system('touch pwned')", "open('pwned','w')"):
