@@ -193,8 +193,8 @@ def int8_copy(model):
     Decoding one token at a time on a CPU is bound by reading the weights from memory; int8 weights are
     a quarter of float32's, and a token costs about a third of the time (scripts/benchmark_model.py
     measures both precisions side by side, latency and accuracy). Activations stay float32, and so does
-    the output layer: the model filler scores only the few tokens its grammar allows, so the output layer
-    costs little, and int8 would round exactly the scores that pick the token.
+    the output layer: the model filler scores only the few tokens its grammar allows by reading those rows
+    of the output weights, which needs them as a plain tensor (and then costs little).
     """
     import torch
 

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -164,7 +165,7 @@ def run(args) -> dict:
         fill_slots("Show the derivative of x^2", adapter_dir=adapter, **options)  # warm-up: loading is not latency
         load_seconds[variant] = time.perf_counter() - started
         variants[variant] = {name: measure(rows[: args.limit], adapter, tokenizer, options) for name, rows in sets.items()}
-    return {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": __import__("torch").get_num_threads(),
+    return {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": torch.get_num_threads(),
             "command": " ".join(sys.argv), "variants": variants}
 
 
