@@ -1,13 +1,17 @@
 """The public API: fill() runs the pipeline text -> slots -> verify -> plan -> code; Animation.render() makes video."""
 
+import math
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
+from derivanim.calculus import evaluator
 from derivanim.errors import InvalidInput, ModelUnavailable
-from derivanim.grammar import FUNCTIONS, parse_function
+from derivanim.grammar import FUNCTIONS, Settings, find_settings, parse_function, read_request, refuse, request_words
 from derivanim.plan import ScenePlan, plan_scene
 from derivanim.render import render_scene, write_atomically
 from derivanim.resources import resource_path
@@ -17,6 +21,7 @@ from derivanim.template import write_scene
 from derivanim.verify import verify
 
 Filler = Literal["auto", "rules", "model"]
+EDGE = 0.1  # share of the window at either end where a user's x0 makes fill() widen the window
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,10 @@ _WORD = re.compile(r"[A-Za-z]{3,}")
 
 def looks_like_words(text: str) -> bool:
     """A request in words ('Teach the product rule with x*sin(x)') rather than a function with a typo
-    ('sin(x', 'floor(x)'): at least two words that are not function names."""
-    return sum(word.lower() not in FUNCTIONS for word in _WORD.findall(text)) >= 2
+    ('sin(x', 'floor(x)') or a phrasing with one ('derivative of __import__('os')'): at least two words that are
+    neither function names nor words of the request grammar."""
+    ours = FUNCTIONS.keys() | request_words()
+    return sum(word.lower() not in ours for word in _WORD.findall(text)) >= 2
 
 
 def shipped_slots_adapter() -> Path | None:
@@ -104,29 +111,84 @@ def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun
                                   seconds=result.seconds)
 
 
-def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None) -> Animation:
-    """Turn a function ('sin(x^2)') or a request in words into a verified animation.
+def _chosen_settings(x0, window) -> Settings:
+    """fill()'s own x0 and window as numbers (Settings checks that they are finite and in order)."""
+    try:
+        x0 = None if x0 is None else float(x0)
+        window = None if window is None else tuple(float(end) for end in window)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"x0 must be a number and window two numbers, not x0={x0!r}, window={window!r}") from None
+    if window is not None and len(window) != 2:
+        raise InvalidInput(f"the window must be two numbers (left, right), not {len(window)}")
+    return Settings(x0=x0, window=window)
 
-    filler="rules" decides the slots with SymPy alone (the text must be a function); "model" asks the
-    fine-tuned model (`adapter`, default: the shipped slots adapter); "auto" uses rules for a bare function
-    and the model otherwise.
-    Raises InvalidInput for text derivanim cannot use.
+
+def _window_reaching(x0: float, slots: Slots) -> tuple[float, float] | None:
+    """The filler's window stretched to hold the user's x0 with room for the secant ("2x^2+3x+1 at x = 2" when the
+    filler showed [-1.75, 0.25]); None if it already does, or if f is undefined at x0 (verify then says so)."""
+    x_min, x_max = slots.x_min, slots.x_max
+    width = x_max - x_min
+    if x_min + EDGE * width <= x0 <= x_max - EDGE * width:
+        return None
+    function = parse_function(slots.function)
+    if not np.isfinite(evaluator(function.expr, function.variable)(np.array([x0]))[0]):
+        return None
+    low, high = min(x_min, x0), max(x_max, x0)
+    pad = 2 * EDGE * (high - low)
+    return (low - pad, high) if x0 == low else (low, high + pad)
+
+
+def _with_settings(slots: Slots, chosen: Settings, written: Settings, variable: str | None) -> Slots:
+    """The filler's slots with the user's x0 and window in place of its own (fill()'s arguments before what the
+    request writes); verify then checks them like any slot."""
+    x0 = chosen.x0 if chosen.x0 is not None else written.x0
+    window = chosen.window or written.window
+    if x0 is not None and window is None:
+        window = _window_reaching(x0, slots)
+    update = {} if variable is None else {"variable": variable}
+    if window is not None:
+        # The filler's x0 belongs to its own window: NaN asks verify for the tangent's point on the user's.
+        update.update(x_min=window[0], x_max=window[1], x0=math.nan)
+    if x0 is not None:
+        update["x0"] = x0
+    return slots.model_copy(update=update)
+
+
+def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None,
+         x0: float | None = None, window: tuple[float, float] | None = None) -> Animation:
+    """Turn a function ('sin(x^2)'), a phrasing around one ('derivative of x^2 on [-2, 2] at x = 1') or a request
+    in words into a verified animation.
+
+    filler="rules" decides the slots with SymPy alone (the text must be a function or a phrasing the request
+    grammar reads); "model" asks the fine-tuned model (`adapter`, default: the shipped slots adapter); "auto" uses
+    rules for what the request grammar reads and the model for sentences.
+    `x0` (where the tangent starts) and `window` ((x_min, x_max)) replace the filler's choices and any the request
+    writes ("at x = 3", "on [-2, 2]"); verification checks them like any slot and records what it had to repair.
+    Raises InvalidInput for text or values derivanim cannot use.
     """
     if filler not in ("auto", "rules", "model"):
         raise ValueError(f"filler must be 'auto', 'rules' or 'model', not {filler!r}")
-    model_run = None
-    if filler == "auto":
+    chosen = _chosen_settings(x0, window)
+    request = None
+    if filler != "model":
         try:
-            parse_function(text)
-            filler = "rules"
+            request = read_request(text)
         except InvalidInput:
-            if not looks_like_words(text):
+            # 'Animate very slowly x^3' reads as a phrasing, letter by letter; as a sentence it is the model's
+            if filler == "rules" or not looks_like_words(text):
                 raise
-            filler = "model"
+    if filler == "auto":
+        if request is None and not looks_like_words(text):
+            refuse(text)
+        filler = "model" if request is None else "rules"
+    model_run = None
     if filler == "rules":
-        slots = rules_slots(text)
+        if request is None:
+            refuse(text)
+        slots = _with_settings(rules_slots(request.function), chosen, request.settings, request.variable)
     else:
         slots, model_run = _model_slots(text, adapter)
+        slots = _with_settings(slots, chosen, find_settings(text, slots.variable), None)
     return build_animation(text, filler, slots, model_run)
 
 

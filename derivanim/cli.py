@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -31,6 +32,14 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message}")
 
 
+def _finite_number(text: str) -> float:
+    """argparse type of --x0 and --window: float() also reads 'nan' and 'inf', which no window can use."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _make_baseline(args) -> int:
     """The free-form baseline: the model's scene is written exactly as emitted and rendered if it can be."""
     from derivanim.baseline import generate_scene
@@ -55,7 +64,7 @@ def _make(args) -> int:
 
     if args.filler == "baseline":
         return _make_baseline(args)
-    animation = fill(args.request, filler=args.filler, adapter=args.adapter)
+    animation = fill(args.request, filler=args.filler, adapter=args.adapter, x0=args.x0, window=args.window)
     if not args.json:
         for caution in animation.cautions:  # before the render, which can be stopped
             stderr.print(f"[yellow]caution:[/] {escape(caution)}")
@@ -311,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "baseline: the free-form model writes the whole scene, unchecked (for comparison)")
     make.add_argument("--adapter", default=None,
                       help="adapter folder for --filler model/baseline (default: the shipped slots adapter)")
+    make.add_argument("--x0", type=_finite_number, default=None, metavar="X",
+                      help='where the tangent starts (default: chosen for teaching; a request may say "at x = 2")')
+    make.add_argument("--window", type=_finite_number, nargs=2, default=None, metavar=("A", "B"),
+                      help='the x-range shown, A < B (default: chosen for teaching; a request may say "on [-2, 2]"); '
+                           "both options win over the request and are checked like any choice")
     make.add_argument("--no-render", action="store_true", help="write the .py only")
     make.add_argument("--preview", action="store_true", help="open the video when it is ready")
     make.add_argument("--json", action="store_true", help="print a machine-readable result")

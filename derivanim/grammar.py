@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from typing import NoReturn
 
 import sympy
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -256,3 +257,176 @@ def _check_finished(expr: sympy.Expr) -> None:
         raise InvalidInput("the function contains an infinite or undefined constant")
     if expr.is_number and not expr.is_real:
         raise InvalidInput("the function is not real-valued")
+
+
+# --- requests: the phrasings around a function (grammars/request.lark) ----------------------------------------
+
+MAX_REQUEST_LENGTH = 2 * MAX_LENGTH  # a function of at most MAX_LENGTH characters and the words around it
+_FINAL_MARK = re.compile(r"\s*[?.]+$")  # "derivative of x^3?"; not "!", which is "x!" (factorial), refused
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the tangent starts and the window to show, as a request writes them; None where it does not."""
+
+    x0: float | None = None
+    window: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        if self.x0 is not None and not math.isfinite(self.x0):
+            raise InvalidInput(f"x0 must be a finite number, not {self.x0}")
+        if self.window is not None:
+            low, high = self.window
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise InvalidInput(f"the window [{low}, {high}] must be two finite numbers")
+            if not low < high:
+                raise InvalidInput(f"the window [{low:g}, {high:g}] is empty or reversed: give the left end first")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the request grammar reads: the function exactly as written (a span of the request), the variable when
+    the request names one ('d/dt', 'with respect to t'), and the settings it gives."""
+
+    function: str
+    variable: str | None = None
+    settings: Settings = Settings()
+
+
+@cache
+def _request_parser() -> Lark:
+    path = resource_path("grammars", "request.lark")
+    return Lark(path.read_text(), parser="lalr", start=["request", "setting"], import_paths=[path.parent],
+                propagate_positions=True)
+
+
+@cache
+def request_words() -> frozenset[str]:
+    """The words of the request grammar ('derivative', 'tangent', 'between', ...): words that do not make a
+    request a sentence."""
+    patterns = [terminal.pattern.value for terminal in _request_parser().terminals if terminal.pattern.flags]
+    return frozenset(word for pattern in patterns for word in re.findall(r"[a-z]{2,}", pattern))
+
+
+def _span(text: str, tree: Tree) -> str:
+    return text[tree.meta.start_pos:tree.meta.end_pos]
+
+
+def _value(text: str, tree: Tree) -> float:
+    """A window end or a point: '-pi/2' read by the expression grammar as a constant, then a float."""
+    return float(parse_function(_span(text, tree)).expr)
+
+
+def _values(tree: Tree) -> list[Tree]:
+    """The numbers of a setting, left to right."""
+    return [node for node in tree.iter_subtrees_topdown() if node.data == "value"]
+
+
+def _settings(readings: list[tuple[str, Tree]], variable: str) -> Settings:
+    """The x0 and window of `point` and `window` trees (each with the text it was read from); one of each at most."""
+    points = [(text, tree) for text, tree in readings if tree.data == "point"]
+    windows = [(text, tree) for text, tree in readings if tree.data == "window"]
+    for kind, found in (("points", points), ("windows", windows)):
+        if len(found) > 1:
+            raise InvalidInput(f"the request gives {len(found)} {kind}: "
+                               + " and ".join(repr(_span(text, tree)) for text, tree in found))
+    x0 = window = None
+    if points:
+        text, point = points[0]
+        letter = next((str(token)[0] for token in point.children if isinstance(token, Token)
+                       and token.type in {"VARIABLE", "X0"}), variable)
+        if letter != variable:
+            raise InvalidInput(f"{_span(text, point)!r} is a point of {letter}, but the function's variable is {variable}")
+        x0 = _value(text, _values(point)[0])
+    if windows:
+        text, interval = windows[0]
+        window = tuple(_value(text, tree) for tree in _values(interval))
+    return Settings(x0=x0, window=window)
+
+
+def _function_span(text: str, tree: Tree) -> str:
+    """The function as written: '(x^2+1)' of 'd/dx (x^2+1)' or '(x^2+1)'' is x^2+1."""
+    node = tree.children[0]
+    if node.data == "expression__group":
+        node = node.children[0]
+    return _span(text, node).strip()
+
+
+def read_request(text: str) -> Request | None:
+    """Read a function or a phrasing around one ('derivative of x^2 on [-2, 2] at x = 1'); None if the request
+    grammar does not read the text (a sentence, or a typo the expression grammar will name).
+
+    Raises InvalidInput when it reads the phrasing but what it says is wrong: a function outside the expression
+    grammar, 'd/dt' of a function of x, two windows, a reversed window.
+    """
+    if not isinstance(text, str) or len(text) > MAX_REQUEST_LENGTH or not text.isprintable():
+        return None
+    body = _FINAL_MARK.sub("", text.strip())
+    try:
+        tree = _request_parser().parse(body, start="request")
+    except UnexpectedInput:
+        return None
+    target = next(child for child in tree.children if isinstance(child, Tree) and child.data in {"target", "primed"})
+    if target.data == "primed" and target.children[0].data not in {"expression__call", "expression__call_power",
+                                                                   "expression__group"}:
+        return None  # "x'" or "2'": nothing for a prime to be unambiguous about
+    function = _function_span(body, target)
+    named = [str(token)[-1].lower() for token in tree.scan_values(lambda v: isinstance(v, Token) and v.type == "D_BY")]
+    named += [str(token) for respect in tree.find_data("respect") for token in respect.children
+              if isinstance(token, Token) and token.type == "VARIABLE"]
+    if len(set(named)) > 1:
+        raise InvalidInput(f"the request names more than one variable ({', '.join(dict.fromkeys(named))})")
+    parsed = parse_function(function)
+    if named and parsed.expr.free_symbols and str(parsed.variable) != named[0]:
+        raise InvalidInput(f"the request differentiates with respect to {named[0]}, but {function!r} is a function "
+                           f"of {parsed.variable}")
+    variable = named[0] if named else str(parsed.variable)
+    settings = [(body, setting) for setting in next(tree.find_data("settings")).children]
+    return Request(function=function, variable=named[0] if named else None, settings=_settings(settings, variable))
+
+
+def refuse(text: str) -> NoReturn:
+    """Raise InvalidInput saying why neither grammar reads `text`: the request grammar's reason for a phrasing
+    ('derivative of __import__('os')'), the expression grammar's for anything else ('sin(x', 'floor(x)')."""
+    body = _FINAL_MARK.sub("", text.strip()) if isinstance(text, str) else text
+    if (isinstance(text, str) and text.isprintable() and len(text) <= MAX_REQUEST_LENGTH
+            and {word.lower() for word in re.findall(r"[A-Za-z]{2,}", text)} & request_words()):
+        try:
+            _request_parser().parse(body, start="request")
+        except UnexpectedInput as error:
+            raise InvalidInput(_describe(error, body)) from None
+    parse_function(text)
+    raise InvalidInput(f"cannot read {text!r} as a function or a request")
+
+
+def _setting_end(text: str, start: int) -> int | None:
+    """Where the longest stretch of `text` from `start` that the request grammar reads as one setting ends, if any."""
+    interactive = _request_parser().parse_interactive(text[start:], start="setting")
+    end = None
+    try:
+        for token in interactive.lexer_thread.lex(interactive.parser_state):
+            interactive.feed_token(token)
+            try:
+                interactive.copy().feed_eof()
+                end = start + token.end_pos
+            except UnexpectedInput:
+                pass
+    except UnexpectedInput:
+        pass
+    return end
+
+
+def find_settings(text: str, variable: str = "x") -> Settings:
+    """The x0 and window a sentence writes ('Teach the chain rule with sin(x^2) on [-2, 2] at x = 1'), found with
+    the request grammar's own setting rules wherever they stand; raises InvalidInput as read_request does."""
+    if not isinstance(text, str) or len(text) > MAX_REQUEST_LENGTH or not text.isprintable():
+        return Settings()
+    text = _FINAL_MARK.sub("", text)
+    readings, position = [], 0
+    for start in [match.start() for match in re.finditer(r"(?:(?<=\s)|^|(?=,))\S", text)]:
+        end = _setting_end(text, start) if start >= position else None
+        if end is not None:
+            stretch = text[start:end]
+            readings.append((stretch, _request_parser().parse(stretch, start="setting")))
+            position = end
+    return _settings(readings, variable)
