@@ -5,8 +5,10 @@ plots are made of too, so what is checked is what is drawn.
 """
 
 import math
+import re
 import signal
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,6 +16,9 @@ from functools import lru_cache
 import numpy as np
 import sympy
 from sympy.printing.numpy import NumPyPrinter
+
+from derivanim.grammar import notation
+from derivanim.steps import textbook_latex
 
 SAMPLES = 1201  # grid points across a window
 SIMPLIFY_SECONDS = 1.0
@@ -43,20 +48,80 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS) -> sympy.Expr:
-    """The shortest of a few equivalent forms; `simplify` only if it finishes in time."""
-    candidates = [expr]
+def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS, shapes: tuple[sympy.Expr, ...] = ()) -> sympy.Expr:
+    """The form of `expr` a textbook prints: the most readable (readability()) of factored, over one denominator
+    with the top expanded and the bottom factored, cancelled, simplified, and `shapes` (the derivation's own
+    forms), never longer than `expr`; forms SymPy cannot find within `seconds` are left out."""
+    candidates = [expr, *shapes]
     try:
         with time_limit(seconds):
             candidates.append(sympy.factor_terms(expr))
-            candidates.append(sympy.cancel(sympy.together(expr)) if expr.is_rational_function() else expr)
+            together = sympy.together(expr)
+            numerator, denominator = sympy.fraction(sympy.cancel(together))
+            candidates += [together, sympy.expand(numerator) / sympy.factor(denominator), numerator / denominator,
+                           sympy.factor(expr)]
             if sympy.count_ops(expr) > SHORT_ENOUGH:
                 candidates.append(sympy.simplify(expr))
-    except (TimeLimitExceeded, RecursionError, NotImplementedError, ValueError, TypeError):
+    except (TimeLimitExceeded, RecursionError, NotImplementedError, ValueError, TypeError, sympy.PolynomialError):
         pass
     # simplify can say "0, but zoo at x = 0" (a Piecewise holding zoo), which no plot or printer can use.
-    candidates = [e for e in candidates if e is expr or not e.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)]
-    return min(candidates, key=lambda e: (sympy.count_ops(e), len(str(e))))
+    candidates = [e for e in candidates if e is expr or (not e.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
+                                                          and _writable(e))]
+    longest = latex_length(expr)
+    return min((e for e in candidates if latex_length(e) <= longest), key=readability)
+
+
+def _writable(expr: sympy.Expr) -> bool:
+    """Whether the grammar's notation can write `expr` (a Piecewise from simplify, say, it cannot)."""
+    try:
+        notation(expr)
+    except ValueError:
+        return False
+    return True
+
+
+FRACTION_IN_FRACTION = 6  # what a fraction inside a fraction costs, in characters: (2x - (x^2+1)/(x-1))/(x-1)
+REPEAT = 4  # what each repeat of a sub-expression costs: x^2 e^x + 2x e^x says e^x twice
+EXPANDED_BELOW = 4  # what a denominator that hides its factors costs: x^4 + 2x^2 + 1 for (x^2 + 1)^2
+
+
+def latex_length(expr: sympy.Expr) -> int:
+    """How much a reader reads: the characters of the textbook LaTeX, less its braces, spaces and sizing."""
+    return len(re.sub(r"\\(left|right|operatorname)|[{}\s\\]", "", textbook_latex(expr)))
+
+
+def _below(factor: sympy.Expr) -> bool:
+    return factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative
+
+
+def _fraction_depth(expr: sympy.Expr) -> int:
+    """How deep fractions nest: 1 for (x^2 - 2x - 1)/(x - 1)^2, 2 for (2x - (x^2 + 1)/(x - 1))/(x - 1)."""
+    if expr.is_Atom:
+        return int(expr.is_Rational and not expr.is_Integer)
+    factors = sympy.Mul.make_args(expr) if expr.is_Mul or _below(expr) else ()
+    if any(_below(f) for f in factors):
+        parts = [1 / f if _below(f) else f for f in factors]
+        return 1 + max(_fraction_depth(part) for part in parts)
+    return max(_fraction_depth(arg) for arg in expr.args)
+
+
+def _repeats(expr: sympy.Expr) -> int:
+    """How many times sub-expressions (not single symbols or numbers) appear again."""
+    counts = Counter(node for node in sympy.preorder_traversal(expr) if not node.is_Atom)
+    return sum(count - 1 for node, count in counts.items() if count > 1 and not (node.is_Mul and node.args[0] == -1))
+
+
+def _expanded_denominators(expr: sympy.Expr) -> int:
+    """Denominators written as an expanded polynomial that has factors: x^4 + 2x^2 + 1."""
+    bottoms = {1 / node for node in sympy.preorder_traversal(expr) if _below(node)}
+    return sum(bottom.is_Add and bottom.is_polynomial() and sympy.factor(bottom) != bottom for bottom in bottoms)
+
+
+def readability(expr: sympy.Expr) -> float:
+    """Lower reads better: the length of the LaTeX, plus what nested fractions, repeated sub-expressions and
+    denominators with hidden factors cost the reader."""
+    return (latex_length(expr) + FRACTION_IN_FRACTION * max(0, _fraction_depth(expr) - 1)
+            + REPEAT * _repeats(expr) + EXPANDED_BELOW * _expanded_denominators(expr))
 
 
 def numpy_source(expr: sympy.Expr) -> str:
@@ -127,7 +192,7 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _edge(evaluate, inside: float, outside: float, ok, steps: int = 30) -> float:
+def bisect_edge(evaluate, inside: float, outside: float, ok, steps: int = 30) -> float:
     """Bisect between a point where `ok` holds and one where it fails, returning the last point where it holds."""
     for _ in range(steps):
         middle = (inside + outside) / 2
@@ -182,8 +247,8 @@ def _pieces(evaluate, xs: np.ndarray, ys: np.ndarray, ok, span: float, sliver: f
     segments = []
     for start, stop in pieces:
         # Refine an edge by bisection where the curve leaves the range or domain; a jump edge is a sample.
-        left = xs[start] if start == 0 or valid[start - 1] else _edge(evaluate, xs[start], xs[start - 1], ok)
-        right = xs[stop] if stop == last or valid[stop + 1] else _edge(evaluate, xs[stop], xs[stop + 1], ok)
+        left = xs[start] if start == 0 or valid[start - 1] else bisect_edge(evaluate, xs[start], xs[start - 1], ok)
+        right = xs[stop] if stop == last or valid[stop + 1] else bisect_edge(evaluate, xs[stop], xs[stop + 1], ok)
         if right - left > sliver:
             segments.append((float(left), float(right)))
     return segments

@@ -130,13 +130,13 @@ def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = 
 
     source = Path(path).read_text()
     phases = phase_methods(source, scene_name)
-    report = {"phases": [], "plots": [], "lines": [], "error": None, "phase_names": phases}
+    report = {"phases": [], "plots": [], "lines": [], "animations": [], "error": None, "phase_names": phases}
     plotted = []
     original_plot = CoordinateSystem.plot
 
     def recording_plot(axes, function, x_range=None, **kwargs):
         graph = original_plot(axes, function, x_range=x_range, **kwargs)
-        plotted.append((axes, function, list(x_range if x_range is not None else axes.x_range)[:2]))
+        plotted.append((axes, function, list(x_range if x_range is not None else axes.x_range)[:2], graph))
         return graph
 
     CoordinateSystem.plot = recording_plot
@@ -151,17 +151,18 @@ def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = 
                 scene = scene_class(skip_animations=True)
             except TypeError:  # a scene with an __init__ of its own
                 scene = scene_class()
-            _record_lines(scene, plotted, report, check_layout=not phases)
+            current = {"phase": "construct"}
+            _record_lines(scene, plotted, report, check_layout=not phases, current=current)
             for index, name in enumerate(phases):
-                _after_phase(scene, name, index, report, frames_dir)
+                _after_phase(scene, name, index, report, frames_dir, current)
             scene.render()
     except Exception as error:  # the scene's own error is the finding, not a crash of ours
         report["error"] = f"{type(error).__name__}: {error}"
         report["traceback"] = traceback.format_exc(limit=-4)
     finally:
         CoordinateSystem.plot = original_plot
-    axes_order = list(dict.fromkeys(id(axes) for axes, _, _ in plotted))
-    for axes, function, (low, high) in plotted:
+    axes_order = list(dict.fromkeys(id(axes) for axes, _, _, _ in plotted))
+    for axes, function, (low, high), _ in plotted:
         xs = np.linspace(low, high, PLOT_SAMPLES)
         with np.errstate(all="ignore"):
             ys = [_number(function, x) for x in xs]
@@ -177,7 +178,7 @@ def _number(function, x: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _after_phase(scene, name: str, index: int, report: dict, frames_dir: Path | None) -> None:
+def _after_phase(scene, name: str, index: int, report: dict, frames_dir: Path | None, current: dict) -> None:
     """Wrap a phase method so that its layout is checked after each of its animations (a phase may fade its
     content out before it ends), and the fullest moment of it is saved as a frame."""
     method = getattr(scene, name, None)
@@ -198,11 +199,13 @@ def _after_phase(scene, name: str, index: int, report: dict, frames_dir: Path | 
                 _save_frame(scene, Path(frames_dir) / f"phase{index + 1}_{name}.png")
 
         scene.play = checked_play
+        current["phase"] = name
         try:
             return method(*args, **kwargs)
         finally:
             scene.play = play
             report["phases"].append(phase)
+            current["phase"] = "construct"
 
     setattr(scene, name, wrapped)
 
@@ -215,9 +218,35 @@ def _merge_layout(phase: dict, scene) -> None:
     phase["classes"] = sorted(on_screen.union(phase["classes"]))
 
 
-def _record_lines(scene, plotted: list, report: dict, check_layout: bool) -> None:
-    """After every animation, note the straight lines on screen in the coordinates of the first axes plotted
-    on (a tangent is one of them); a scene without phase methods is checked for layout as one phase."""
+def on_screen(scene, plotted: list) -> dict:
+    """What the viewer sees of each axes' curves now: the share of their plotted x-extent that is on screen
+    (in the scene, with points, visible and inside the frame), by axes in the order first plotted on."""
+    from manim import config
+
+    shown = {id(part) for mobject in scene.mobjects for part in mobject.get_family()}
+    half_w, half_h = config.frame_width / 2 + FRAME_TOLERANCE, config.frame_height / 2 + FRAME_TOLERANCE
+    axes_order = list(dict.fromkeys(id(axes) for axes, _, _, _ in plotted))
+    extent, visible = [0.0] * len(axes_order), [0.0] * len(axes_order)
+    for axes, _, (low, high), graph in plotted:
+        index = axes_order.index(id(axes))
+        extent[index] += abs(high - low)
+        points = graph.points
+        if (id(graph) in shown and len(points) and graph.get_stroke_opacity() > 0.01 and np.isfinite(points).all()
+                and np.all(np.abs(points[:, 0]) <= half_w) and np.all(np.abs(points[:, 1]) <= half_h)):
+            visible[index] += abs(high - low)
+    return {str(i): round(v / e, 3) if e else 0.0 for i, (v, e) in enumerate(zip(visible, extent))}
+
+
+def nan_points(scene) -> list[str]:
+    """The objects on screen with a point that is not a number: Manim draws nothing of them, silently."""
+    return [_describe(part) for mobject in scene.mobjects for part in mobject.get_family()
+            if len(part.points) and not np.isfinite(part.points).all()]
+
+
+def _record_lines(scene, plotted: list, report: dict, check_layout: bool, current: dict) -> None:
+    """After every animation, note what the viewer sees (each axes' curves, objects with NaN points) and the
+    straight lines on screen in the coordinates of the first axes plotted on (a tangent is one of them); a scene
+    without phase methods is checked for layout as one phase."""
     from manim import Line
 
     play = scene.play
@@ -227,6 +256,12 @@ def _record_lines(scene, plotted: list, report: dict, check_layout: bool) -> Non
 
     def recording_play(*args, **kwargs):
         play(*args, **kwargs)
+        broken = nan_points(scene)
+        report["animations"].append({"phase": current["phase"], "curves": on_screen(scene, plotted),
+                                     "nan_points": broken})
+        if broken and report["error"] is None:  # loudly: this is what made curves vanish from videos
+            report["error"] = (f"NaN point in {', '.join(sorted(set(broken)))} after animation "
+                               f"{len(report['animations'])} ({current['phase']})")
         if check_layout:
             _merge_layout(whole, scene)
         if not plotted or len(report["lines"]) >= MAX_LINES:

@@ -29,7 +29,7 @@ from derivanim.corpus import Row, load_corpus
 from derivanim.dryrun import inspect_many
 from derivanim.errors import DerivanimError, InvalidInput
 from derivanim.grammar import ParsedFunction, parse_function
-from derivanim.metrics import TABLE, runtime_metrics, static_metrics, usable
+from derivanim.metrics import TABLE, missing_curves, runtime_metrics, static_metrics, usable
 
 SYSTEMS = ("baseline", "template", "template-rules", "reference")
 LEVELS = ("foundation", "conceptual", "application", "advanced")
@@ -161,10 +161,10 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
             case.metrics.update(runtime_metrics(report, truth))
             case.findings = {"error": report.get("error"), "layout": [
                 {k: phase[k] for k in ("name", "outside_frame", "text_overlaps")} for phase in report.get("phases", [])
-                if phase["outside_frame"] or phase["text_overlaps"]]}
+                if phase["outside_frame"] or phase["text_overlaps"]], "missing_curves": missing_curves(report)}
         else:
             case.metrics.update({"template_organization": False, "executable": False, "function_plot": False,
-                                 "derivative_plot": False, "layout_clean": False})
+                                 "derivative_plot": False, "curves_on_screen": False, "layout_clean": False})
         if config.render:
             if case.metrics["executable"]:
                 if files[id(case)] not in rendered:

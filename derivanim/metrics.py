@@ -28,6 +28,16 @@ PHASE_CONTENT = {
     "draw_derivative_graph": (("Axes",), ("ParametricFunction",)),
     "sweep_tangent": (("DecimalNumber",), ("TracedPath",)),
 }
+# Which curves the viewer must see (axes in the order first plotted on: 0 is f's, 1 is f''s), and when: at the
+# end of the phase, or after every one of its animations. A phase that loses f fails the scene.
+PHASE_SHOWS = {
+    "draw_axes_and_graph": ("end", ("0",)),
+    "secant_to_tangent": ("every", ("0",)),
+    "tangent_at_x0": ("every", ("0",)),
+    "draw_derivative_graph": ("end", ("0", "1")),
+    "sweep_tangent": ("every", ("0", "1")),
+}
+VISIBLE_SHARE = 0.9  # of a curve's plotted x-extent that must be on screen
 # (key, the paper's row name); the last is the conjunction of all the others.
 TABLE = (
     ("valid_syntax", "Valid Python syntax"),
@@ -39,6 +49,7 @@ TABLE = (
     ("executable", "Executable (no runtime errors)"),
     ("function_plot", "Correct function plotting"),
     ("derivative_plot", "Correct derivative calculation"),
+    ("curves_on_screen", "f and f' on screen where the lesson shows them"),
     ("animation_output", "Produces animation output"),
     ("usable", "Usable animation"),
 )
@@ -112,6 +123,23 @@ def tangent_matches(line: dict, f, df) -> bool:
                 and abs(slope - true_slope) <= 2e-2 * (1 + abs(true_slope)))
 
 
+def missing_curves(report: dict) -> list[str]:
+    """Where a phase should show f or f' and the viewer does not see it (from the dry run's per-animation record);
+    empty for a scene without the lesson's phases, which PHASE_CONTENT already fails."""
+    problems = []
+    animations = report.get("animations", [])
+    for phase, (when, curves) in PHASE_SHOWS.items():
+        mine = [a for a in animations if a["phase"] == phase]
+        for index, animation in enumerate(mine if when == "every" else mine[-1:]):
+            for curve in curves:
+                share = animation["curves"].get(curve, 0.0)
+                if share < VISIBLE_SHARE:
+                    name = "f" if curve == "0" else "f'"
+                    problems.append(f"{phase}, animation {index + 1 if when == 'every' else len(mine)}: "
+                                    f"{name} {share:.0%} on screen")
+    return problems
+
+
 def runtime_metrics(report: dict, function: ParsedFunction) -> dict[str, bool]:
     """The rows of the table that only running the scene answers, from its dry-run report."""
     f = evaluator(function.expr, function.variable)
@@ -130,6 +158,7 @@ def runtime_metrics(report: dict, function: ParsedFunction) -> dict[str, bool]:
         "function_plot": executable and any(curve_matches(plot, f) for plot in plots),
         "derivative_plot": executable and any(curve_matches(plot, df) for plot in plots)
         and any(tangent_matches(line, f, df) for line in report.get("lines", [])),
+        "curves_on_screen": executable and organised and not missing_curves(report),
         "layout_clean": executable and bool(phases) and all(
             not phase["outside_frame"] and not phase["text_overlaps"] for phase in phases.values()),
     }

@@ -1,37 +1,18 @@
 """The scene plan: everything the template needs, computed by SymPy. The template does no mathematics."""
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import sympy
 
-from derivanim.calculus import Curve, evaluator, nice_step, numpy_source, simplest
+from derivanim.calculus import evaluator, numpy_source, simplest
+from derivanim.grammar import notation
+from derivanim.drawing import sweep_branches
+from derivanim.teaching import Axis, find_features
 from derivanim.steps import derivation_steps, textbook_latex as latex
 from derivanim.verify import Verified, secant_step
 
 STEPS_PER_PAGE = 4
-
-
-@dataclass(frozen=True)
-class Axis:
-    """An axis range rounded out to tick marks, with the ticks to label."""
-
-    low: float
-    high: float
-    step: float
-    decimals: int
-
-    @classmethod
-    def around(cls, low: float, high: float, target_ticks: int) -> "Axis":
-        step = nice_step(high - low, target_ticks)
-        decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-        return cls(math.floor(low / step + 1e-9) * step, math.ceil(high / step - 1e-9) * step, step, decimals)
-
-    @property
-    def ticks(self) -> list[float]:
-        count = round((self.high - self.low) / self.step)
-        return [round(self.low + i * self.step, self.decimals + 2) for i in range(count + 1)]
 
 
 @dataclass(frozen=True)
@@ -48,6 +29,7 @@ class ScenePlan:
     f_latex: str
     df_latex: str  # the simplified derivative
     df_text: str  # the same, as SymPy prints it (and can parse back)
+    df_notation: str  # the same in the grammar's notation ('(x^2 - 2x - 1)/(x - 1)^2'), which the grammar reads back
     f_source: str  # numpy source of f, in terms of `variable`
     df_source: str
     x_min: float
@@ -59,21 +41,31 @@ class ScenePlan:
     df_segments: tuple[tuple[float, float], ...]
     f_breaks: tuple[float, ...]
     df_breaks: tuple[float, ...]
+    f_dots: tuple[tuple[float, float], ...]  # open dots: holes and the ends of jumps
+    df_dots: tuple[tuple[float, float], ...]
+    notes: tuple[str, ...]  # what the picture cannot show, said in words (LaTeX text)
     x0: float
     f_x0: float
     df_x0: float
     h0: float
-    sweep: tuple[float, float]
+    sweep: tuple[tuple[float, float], ...]  # the branches the tangent travels, left to right
     derivation_pages: tuple[tuple[DerivationLine, ...], ...]
     decimals: int  # for readouts of x and slope
 
 
-def _sweep(x0: float, f_curve: Curve, df_curve: Curve, width: float) -> tuple[float, float]:
-    """The stretch around x0 on which f and f' are both drawn, so the tangent never crosses a pole."""
-    inside = [(max(a, c), min(b, d)) for a, b in f_curve.segments for c, d in df_curve.segments]
-    a, b = next((a, b) for a, b in inside if a <= x0 <= b)
-    margin = 0.02 * width
-    return a + margin, b - margin
+def _number(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".") if abs(x) >= 0.005 else "0"
+
+
+def _notes(verified: Verified, var) -> tuple[str, ...]:
+    """In words, what the graphs show only as gaps: corners, where f' is undefined, and a stretch too fast to draw."""
+    name, curves = verified.function.name, verified.curves
+    notes = [rf"${name}'$ is undefined at ${var} = {_number(x)}$: ${name}$ has a corner there"
+             for x in find_features(verified.function.expr, var, verified.slots.x_min, verified.slots.x_max).corners]
+    if curves.hidden is not None:
+        low, high = curves.hidden
+        notes.append(rf"Not drawn for ${_number(low)} < {var} < {_number(high)}$: ${name}$ oscillates too fast there")
+    return tuple(notes)
 
 
 def _pages(lines: list[DerivationLine]) -> tuple[tuple[DerivationLine, ...], ...]:
@@ -84,12 +76,12 @@ def plan_scene(verified: Verified) -> ScenePlan:
     """Turn verified slots into the plan the template writes out."""
     slots, function = verified.slots, verified.function
     var = function.variable
-    derivative = simplest(verified.derivative)
+    steps = derivation_steps(function.expr, var)
+    derivative = simplest(verified.derivative, shapes=tuple(step.derivative for step in steps[:1]))
     f_value, df_value = evaluator(function.expr, var), evaluator(derivative, var)
     f_curve, df_curve = verified.f_curve, verified.df_curve
     width = slots.x_max - slots.x_min
     x0 = slots.x0
-    steps = derivation_steps(function.expr, var)
     lines = [DerivationLine(step.rule, step.latex, step.note) for step in steps]
     if steps and latex(derivative) != latex(steps[0].derivative):
         lines.append(DerivationLine("simplify", rf"{function.name}'({var}) = {latex(derivative)}", ""))
@@ -99,6 +91,7 @@ def plan_scene(verified: Verified) -> ScenePlan:
         f_latex=latex(function.expr),
         df_latex=latex(derivative),
         df_text=str(derivative),
+        df_notation=notation(derivative),
         f_source=numpy_source(function.expr),
         df_source=numpy_source(derivative),
         x_min=slots.x_min,
@@ -110,11 +103,14 @@ def plan_scene(verified: Verified) -> ScenePlan:
         df_segments=df_curve.segments,
         f_breaks=f_curve.breaks,
         df_breaks=df_curve.breaks,
+        f_dots=verified.curves.f_dots,
+        df_dots=verified.curves.df_dots,
+        notes=_notes(verified, var),
         x0=x0,
         f_x0=float(f_value(np.array([x0]))[0]),
         df_x0=float(df_value(np.array([x0]))[0]),
         h0=secant_step(x0, f_curve, width),
-        sweep=_sweep(x0, f_curve, df_curve, width),
+        sweep=sweep_branches(f_curve.segments, df_curve.segments, slots.x_min, slots.x_max),
         derivation_pages=_pages(lines),
         decimals=2,
     )

@@ -8,6 +8,7 @@ import jinja2
 from derivanim import __version__
 from derivanim.plan import ScenePlan
 from derivanim.resources import resource_path
+from derivanim.teaching import AXES_SIZE
 
 TEMPLATE = "derivative_visualization.py.j2"
 
@@ -40,5 +41,5 @@ def write_scene(plan: ScenePlan, f_text: str, file_name: str = "scene.py") -> st
     """The DerivativeVisualization scene for a plan, as Python source."""
     fields = {field.name: getattr(plan, field.name) for field in dataclasses.fields(plan)}
     return _environment().get_template(TEMPLATE).render(
-        **fields, var=plan.variable, f_text=f_text, file_name=file_name, version=__version__,
+        **fields, var=plan.variable, f_text=f_text, file_name=file_name, version=__version__, axes_size=AXES_SIZE,
     )

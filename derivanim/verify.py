@@ -13,6 +13,9 @@ import numpy as np
 import sympy
 
 from derivanim.calculus import Curve, evaluator, trace_curve
+from derivanim.drawing import drawable, jump_ends, removable_holes, too_fast
+from derivanim.teaching import (Axis, choose_window, find_features, is_readable_angle, round_candidates, roundness,
+                                screen_angle, teaching_x0, teaching_y_range)
 from derivanim.errors import InvalidInput
 from derivanim.grammar import ParsedFunction, parse_function, symbol
 from derivanim.slots import Slots
@@ -20,7 +23,6 @@ from derivanim.slots import Slots
 MAX_ABS_X = 1000.0
 MIN_WIDTH = 0.5
 MIN_COVERAGE = 0.5  # share of the window where f must be real and finite
-PREFERRED_X0 = (1.0, 0.5, 2.0, -1.0, 1.5, -0.5, -2.0, 0.0, 2.5, -1.5, 3.0, -3.0)
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,15 @@ class Verified:
     repairs: tuple[str, ...]
     function: ParsedFunction
     derivative: sympy.Expr
-    f_curve: Curve
-    df_curve: Curve
+    curves: "Curves"
+
+    @property
+    def f_curve(self) -> Curve:
+        return self.curves.f
+
+    @property
+    def df_curve(self) -> Curve:
+        return self.curves.df
 
 
 def _inside(x: float, segments, margin: float) -> tuple[float, float] | None:
@@ -74,19 +83,57 @@ def is_good_x0(x0: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: 
     return x0_problem(x0, f_curve, df_curve, x_min, x_max) is None
 
 
-def good_x0(requested: float, f_curve: Curve, df_curve: Curve, x_min: float, x_max: float) -> float | None:
-    """The requested x0 if it is good, else the nearest good one among round numbers and then a fine grid."""
+def good_x0(requested: float, function: ParsedFunction, curves: "Curves") -> float | None:
+    """The requested x0 if it is good; with none requested (NaN), the one a teacher would take (teaching_x0); else
+    the nearest good one, preferring one whose tangent visibly slopes."""
+    f_curve, df_curve = curves.f, curves.df
+    x_min, x_max = curves.x_min, curves.x_max
     if is_good_x0(requested, f_curve, df_curve, x_min, x_max):
         return requested
-    round_ones = [x for x in PREFERRED_X0 if is_good_x0(x, f_curve, df_curve, x_min, x_max)]
-    if round_ones and not (math.isfinite(requested) and x_min <= requested <= x_max):
-        return round_ones[0]  # nothing to stay near: take the first round number, as the rules filler does
-    grid = np.round(np.linspace(x_min, x_max, 161), 3)
-    candidates = round_ones + [float(x) for x in grid if is_good_x0(float(x), f_curve, df_curve, x_min, x_max)]
+    candidates = [x for x in round_candidates(x_min, x_max) if is_good_x0(x, f_curve, df_curve, x_min, x_max)]
     if not candidates:
         return None
-    anchor = requested if math.isfinite(requested) else (x_min + x_max) / 2
-    return min(candidates, key=lambda x: (abs(x - anchor), x not in round_ones))
+    x_axis, y_axis = Axis.around(x_min, x_max, 8), Axis.around(f_curve.y_min, f_curve.y_max, 6)
+    df_value = evaluator(sympy.diff(function.expr, function.variable), function.variable)
+    if not (math.isfinite(requested) and x_min <= requested <= x_max):
+        return teaching_x0(candidates, df_value, x_axis, y_axis)
+    width = x_max - x_min
+
+    def distance(x: float) -> float:
+        sloped = is_readable_angle(screen_angle(float(df_value(np.array([x]))[0]), x_axis, y_axis))
+        return abs(x - requested) + (0 if sloped else 0.1 * width) + 1e-3 * roundness(x)
+
+    return min(candidates, key=distance)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """f and f' as they are drawn on a window: each on the y-range that shows f's features, in pieces that avoid
+    holes, jumps, poles and a stretch too fast to draw, with open dots where a hole or a jump's end is."""
+
+    x_min: float
+    x_max: float
+    f: Curve
+    df: Curve
+    f_dots: tuple[tuple[float, float], ...] = ()
+    df_dots: tuple[tuple[float, float], ...] = ()
+    hidden: tuple[float, float] | None = None  # where f oscillates too fast to draw
+
+
+def trace_curves(function: ParsedFunction, derivative: sympy.Expr, x_min: float, x_max: float) -> Curves:
+    var = function.variable
+    f_value, df_value = evaluator(function.expr, var), evaluator(derivative, var)
+    features = find_features(function.expr, var, x_min, x_max)
+    focus = (*features.zeros, *features.extrema, *features.inflections)
+    f_curve = trace_curve(f_value, x_min, x_max, teaching_y_range(f_value, x_min, x_max, focus))
+    df_curve = trace_curve(df_value, x_min, x_max)  # its whole robust range: any x0's slope stays on the axes
+    hidden = too_fast(df_value, x_min, x_max)
+    f_holes = removable_holes(function.expr, var, x_min, x_max, (f_curve.y_min, f_curve.y_max))
+    df_holes = removable_holes(derivative, var, x_min, x_max, (df_curve.y_min, df_curve.y_max))
+    f_curve, f_dots = drawable(f_curve, x_min, x_max, f_holes, jump_ends(f_value, f_curve.breaks, x_min, x_max), hidden)
+    df_curve, df_dots = drawable(df_curve, x_min, x_max, df_holes,
+                                 jump_ends(df_value, df_curve.breaks, x_min, x_max), hidden)
+    return Curves(x_min, x_max, f_curve, df_curve, f_dots, df_dots, hidden)
 
 
 def coverage(function: ParsedFunction, x_min: float, x_max: float) -> float:
@@ -111,8 +158,6 @@ def _window_problem(slots: Slots, function: ParsedFunction) -> str | None:
 
 def verify(slots: Slots) -> Verified:
     """Parse, check and repair a set of slots; raises InvalidInput if no repair can make them usable."""
-    from derivanim.rules_filler import natural_window  # the rules filler's window is the repair
-
     repairs: list[str] = []
     parsed = parse_function(slots.function)
     fixed = slots.model_dump()
@@ -133,23 +178,23 @@ def verify(slots: Slots) -> Verified:
     else:
         problem = _window_problem(slots, function)
         if problem:
-            fixed["x_min"], fixed["x_max"] = natural_window(function)
+            fixed["x_min"], fixed["x_max"] = choose_window(function)
             repairs.append(f"{problem} -> [{fixed['x_min']:g}, {fixed['x_max']:g}]")
 
     derivative = sympy.diff(expr, function.variable)
-    f_curve = trace_curve(evaluator(expr, function.variable), fixed["x_min"], fixed["x_max"])
-    df_curve = trace_curve(evaluator(derivative, function.variable), fixed["x_min"], fixed["x_max"])
-    x0 = good_x0(slots.x0, f_curve, df_curve, fixed["x_min"], fixed["x_max"])
+    curves = trace_curves(function, derivative, fixed["x_min"], fixed["x_max"])
+    f_curve, df_curve = curves.f, curves.df
+    x0 = good_x0(slots.x0, function, curves)
     if x0 is None:
         raise InvalidInput(
             f"{function.name}({variable}) = {slots.function} has no point in [{fixed['x_min']:g}, {fixed['x_max']:g}] "
             "where it is differentiable with room to draw a secant"
         )
-    if x0 != slots.x0:
+    if x0 != slots.x0 and not math.isnan(slots.x0):  # NaN asks verification to choose
         repairs.append(f"x0 {slots.x0:g} -> {x0:g} ({x0_problem(slots.x0, f_curve, df_curve, fixed['x_min'], fixed['x_max'])})")
     fixed["x0"] = x0
     return Verified(
         slots=Slots(**fixed), requested=slots, repairs=tuple(repairs), function=function,
-        derivative=derivative, f_curve=f_curve, df_curve=df_curve,
+        derivative=derivative, curves=curves,
     )
 

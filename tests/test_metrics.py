@@ -11,10 +11,9 @@ import pytest
 from derivanim import fill
 from derivanim.dryrun import inspect_many
 from derivanim.grammar import parse_function
-from derivanim.metrics import runtime_metrics, static_metrics, usable
+from derivanim.metrics import missing_curves, runtime_metrics, static_metrics, usable
 
 FUNCTION = "x^3*sin(x)"
-DF_LINE = "    return x**2*(x*numpy.cos(x) + 3*numpy.sin(x))"
 F_LINE = "    return x**3*numpy.sin(x)"
 
 
@@ -25,14 +24,22 @@ def _broken(code: str, old: str, new: str) -> str:
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    code = fill(FUNCTION, filler="rules").code
+    animation = fill(FUNCTION, filler="rules")
+    code = animation.code
     variants = {
         "good": code,
-        "wrong_derivative": _broken(code, DF_LINE, "    return x**2*(x*numpy.cos(x) + 2*numpy.sin(x))"),
+        "wrong_derivative": _broken(code, f"    return {animation.plan.df_source}\n",
+                                    "    return x**3*numpy.cos(x) + 2*x**2*numpy.sin(x)\n"),
         "wrong_function": _broken(code, F_LINE, "    return x**3*numpy.cos(x)"),
         "raises": _broken(code, '        """The simplified derivative, highlighted."""',
                           '        """The simplified derivative, highlighted."""\n        raise RuntimeError("boom")'),
-        "no_trace": _broken(code, "        self.add(trace)\n", "        trace = None\n"),
+        "no_trace": _broken(code, "self.add(trace)\n", "trace.clear_updaters()\n"),
+        # The graph leaves the screen after phase 2 (as sin(x)/x's did, through a NaN point): f is missing in phase 3.
+        "graph_vanishes": _broken(code, "        self.graph_group = VGroup(self.axes, self.graph, asymptotes)\n",
+                                  "        self.graph_group = VGroup(self.axes, self.graph, asymptotes)\n"
+                                  "        self.remove(self.graph)\n"),
+        "nan_point": _broken(code, "        self.play(Create(legs), Write(panel))",
+                             "        self.add(Dot(axes.c2p(float('nan'), 0)))\n        self.play(Create(legs), Write(panel))"),
         "off_frame": _broken(code, "        self.play(Write(title))", "        title.shift(RIGHT * 9)\n        self.play(Write(title))"),
     }
     folder = tmp_path_factory.mktemp("metric-scenes")
@@ -43,7 +50,7 @@ def scenes(tmp_path_factory):
     reports = inspect_many(list(paths.values()), timeout=300)
     truth = parse_function(FUNCTION)
     return {name: {"code": variants[name], "runtime": runtime_metrics(reports[paths[name]], truth),
-                   "static": static_metrics(variants[name])} for name in variants}
+                   "static": static_metrics(variants[name]), "report": reports[paths[name]]} for name in variants}
 
 
 def test_the_unbroken_scene_passes_every_metric(scenes):
@@ -104,3 +111,18 @@ def test_usable_requires_a_measured_render_to_have_succeeded(scenes):
     row = {**scenes["good"]["static"], **scenes["good"]["runtime"]}
     assert usable({**row, "animation_output": True})
     assert not usable({**row, "animation_output": False})
+
+
+def test_a_curve_that_leaves_the_screen_fails_curves_on_screen(scenes):
+    assert missing_curves(scenes["good"]["report"]) == []
+    runtime = scenes["graph_vanishes"]["runtime"]
+    assert runtime["executable"] and runtime["function_plot"]  # Axes.plot was called: the old checks passed
+    assert runtime["curves_on_screen"] is False
+    assert missing_curves(scenes["graph_vanishes"]["report"])[0].startswith("secant_to_tangent, animation 1: f 0%")
+    assert not usable({**scenes["graph_vanishes"]["static"], **runtime})
+
+
+def test_a_point_that_is_not_a_number_fails_the_scene_loudly(scenes):
+    report = scenes["nan_point"]["report"]
+    assert report["error"].startswith("NaN point in Dot after animation") and "secant_to_tangent" in report["error"]
+    assert scenes["nan_point"]["runtime"]["executable"] is False

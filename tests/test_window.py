@@ -148,10 +148,17 @@ def test_x0_at_a_corner_is_moved():
     _assert_usable(verified)
 
 
-@pytest.mark.parametrize("x0", [math.nan, math.inf, 50.0])
-def test_x0_not_a_number_or_outside_is_moved(x0):
+@pytest.mark.parametrize("x0", [math.inf, 50.0])
+def test_x0_outside_is_moved(x0):
     verified = verify(_slots(x0=x0))
     assert len(verified.repairs) == 1 and verified.repairs[0].startswith("x0 ")
+    _assert_usable(verified)
+
+
+def test_x0_left_open_is_chosen_without_a_repair():
+    """NaN asks verification to choose x0 (the rules filler and fill(x0=None) do): a choice, not a repair."""
+    verified = verify(_slots(x0=math.nan))
+    assert verified.repairs == () and math.isfinite(verified.slots.x0)
     _assert_usable(verified)
 
 
