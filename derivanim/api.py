@@ -43,7 +43,8 @@ class Animation:
     slots: Slots
     requested_slots: Slots
     repairs: tuple[str, ...]
-    derivative: str  # f'(x), simplified, as a string SymPy can parse back
+    derivative: str  # f'(x) in the form a textbook prints, in the grammar's notation: '(x^2 - 2x - 1)/(x - 1)^2'
+    derivative_sympy: str  # the same as SymPy prints it: '(x**2 - 2*x - 1)/(x - 1)**2'
     plan: ScenePlan = field(repr=False)
     code: str = field(repr=False)
     model_run: ModelRun | None = None
@@ -70,6 +71,7 @@ class Animation:
             "repairs": list(self.repairs),
             "cautions": list(self.cautions),
             "derivative": self.derivative,
+            "derivative_sympy": self.derivative_sympy,
             "derivative_latex": self.plan.df_latex,
             "model": None if self.model_run is None else vars(self.model_run),
         }
@@ -216,7 +218,8 @@ def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun
         slots=verified.slots,
         requested_slots=verified.requested,
         repairs=verified.repairs,
-        derivative=plan.df_text,
+        derivative=plan.df_notation,
+        derivative_sympy=plan.df_text,
         plan=plan,
         code=write_scene(plan, f_text=str(verified.function.expr)),
         model_run=model_run,

@@ -52,7 +52,7 @@ def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS, shapes: tuple[
     """The form of `expr` a textbook prints: the most readable (readability()) of factored, over one denominator
     with the top expanded and the bottom factored, cancelled, simplified, and `shapes` (the derivation's own
     forms), never longer than `expr`; forms SymPy cannot find within `seconds` are left out."""
-    candidates = [expr, *shapes]
+    candidates = [expr, *(shape.doit() for shape in shapes)]  # as SymPy writes them: no sum inside a sum
     try:
         with time_limit(seconds):
             candidates.append(sympy.factor_terms(expr))

@@ -13,6 +13,8 @@ from functools import cache
 from typing import NoReturn
 
 import sympy
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -258,6 +260,97 @@ def _check_finished(expr: sympy.Expr) -> None:
     if expr.is_number and not expr.is_real:
         raise InvalidInput("the function is not real-valued")
 
+
+
+# --- the grammar's notation: SymPy expressions written the way people type them --------------------------------
+
+# Functions SymPy may return that the grammar has no name for, written with ones it has.
+_REWRITES = {
+    sympy.sech: lambda u: 1 / sympy.cosh(u), sympy.csch: lambda u: 1 / sympy.sinh(u),
+    sympy.coth: lambda u: sympy.cosh(u) / sympy.sinh(u), sympy.sign: lambda u: u / sympy.Abs(u),
+    sympy.acot: lambda u: sympy.atan(1 / u), sympy.asec: lambda u: sympy.acos(1 / u),
+    sympy.acsc: lambda u: sympy.asin(1 / u),
+}
+_NAMES = {sympy.log: "ln", sympy.Abs: "abs"} | {
+    function: name for name, function in FUNCTIONS.items() if isinstance(function, type) and function not in (sympy.log, sympy.Abs)
+}
+_PLAIN_NUMBER = re.compile(r"\d+$")
+
+
+class _NotationPrinter(StrPrinter):
+    """SymPy's str printer in the grammar's notation: ^, ln, sqrt, e^x, implicit times where it cannot mislead."""
+
+    def _print_Exp1(self, expr) -> str:
+        return "e"
+
+    def _print_Pi(self, expr) -> str:
+        return "pi"
+
+    def _print_Function(self, expr) -> str:
+        if expr.func not in _NAMES:
+            raise ValueError(f"{expr.func.__name__} has no name in derivanim's grammar")
+        return f"{_NAMES[expr.func]}({self._print(expr.args[0])})"
+
+    def _print_exp(self, expr) -> str:
+        return f"e^{self._exponent(expr.args[0])}"
+
+    def _exponent(self, exponent: sympy.Expr) -> str:
+        """x^2, x^n, x^pi bare; anything longer in parentheses, so that x^(1/3) and e^(-x) say what they mean."""
+        bare = exponent.is_Symbol or exponent in (sympy.pi, sympy.E) or (exponent.is_Integer and exponent >= 0)
+        return self._print(exponent) if bare else f"({self._print(exponent)})"
+
+    def _print_Pow(self, expr) -> str:
+        base, exponent = expr.args
+        if exponent == sympy.S.Half:
+            return f"sqrt({self._print(base)})"
+        if exponent.is_Rational and exponent < 0:
+            return self._print_Mul(expr)  # below a fraction bar: 1/x^2, 1/sqrt(x)
+        bare = base.is_Symbol or base in (sympy.pi, sympy.E) or (base.is_Integer and base > 0) or base.func in _NAMES
+        base_text = self._print(base) if bare else f"({self._print(base)})"
+        return f"{base_text}^{self._exponent(exponent)}"
+
+    def _print_Mul(self, expr) -> str:
+        coefficient, rest = expr.as_coeff_Mul()
+        if coefficient < 0:
+            return "-" + self._print(sympy.Mul(-coefficient, rest, evaluate=False) if coefficient != -1 else rest)
+        above, below = [], []
+        if coefficient.is_Rational:
+            above += [coefficient.p] if coefficient.p != 1 else []
+            below += [coefficient.q] if coefficient.q != 1 else []
+        elif coefficient != 1:
+            above.append(coefficient)
+        for factor in (rest.as_ordered_factors() if rest.is_Mul else [rest]):
+            if factor.is_Pow and factor.exp.is_Rational and factor.exp < 0:
+                below.append(sympy.Pow(factor.base, -factor.exp))
+            elif factor != 1:
+                above.append(factor)
+        top = self._product(above) if above else "1"
+        if not below:
+            return top
+        bottom = self._product(below)  # one factor is already in parentheses where it needs them: (x - 1)
+        return f"{top}/{bottom}" if len(below) == 1 else f"{top}/({bottom})"
+
+    def _product(self, factors: list) -> str:
+        """Factors side by side: 2x, 2sin(x), x sin(x), x(x + 1); a '*' before a number (3*2^x)."""
+        texts = [self.parenthesize(sympy.sympify(f), PRECEDENCE["Mul"], strict=False) for f in factors]
+        joined = texts[0]
+        for before, text in zip(texts, texts[1:]):
+            if text[0].isdigit():
+                joiner = "*"
+            elif _PLAIN_NUMBER.match(before) or (text[0] == "(" and (before.isalpha() or before.endswith(")"))):
+                joiner = ""
+            else:
+                joiner = " "
+            joined += joiner + text
+        return joined
+
+
+def notation(expr: sympy.Expr) -> str:
+    """`expr` in the grammar's own notation ('(x^2 - 2x - 1)/(x - 1)^2', '2x e^(x^2)', 'ln(x) + 1'), which
+    parse_function reads back to an equal expression. Raises ValueError for what the grammar cannot write."""
+    for function, rewrite in _REWRITES.items():
+        expr = expr.replace(function, rewrite)
+    return _NotationPrinter().doprint(expr)
 
 # --- requests: the phrasings around a function (grammars/request.lark) ----------------------------------------
 

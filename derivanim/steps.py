@@ -210,9 +210,14 @@ def _rule(u: sympy.Expr, var: sympy.Symbol) -> _Rule:
 
 
 def _worth_a_line(part: sympy.Expr, parent: _Rule, var: sympy.Symbol) -> bool:
-    """No line for what adds nothing: a·x + b (read off at sight), or a last line that repeats its parent's
-    right side, like x^2 after d/dx[x^2 + 1] = 2x."""
+    """No line for what adds nothing: x itself, a·x + b inside a chain or a sum (read off at sight), or a last line
+    that repeats its parent's right side, like x^2 after d/dx[x^2 + 1] = 2x. The u' and v' of a product or
+    quotient always get their line (d/dx[x - 1] = 1), as a textbook lists them before using them."""
     rule = _rule(part, var)
+    if part == var:
+        return False
+    if parent.name in ("product rule", "quotient rule"):
+        return True
     if not rule.derivative.expr.has(var):
         return False
     return rule.derivative.tex != parent.derivative.tex or any(_worth_a_line(p, rule, var) for p in rule.parts)

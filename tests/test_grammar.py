@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import sympy
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from derivanim.errors import InvalidInput
-from derivanim.grammar import MAX_LENGTH, parse_function
+from derivanim.grammar import MAX_LENGTH, notation, parse_function
 
 CORPUS = Path(__file__).parents[1] / ".." / "shared" / "reference" / "derivanimator-525"
 
@@ -193,3 +195,73 @@ def test_every_corpus_function_parses():
         except InvalidInput as error:
             failures[text] = str(error)
     assert not failures
+
+
+# --- the grammar's notation: what derivanim prints, people can type back ---------------------------------------
+
+NOTATION = [
+    # (SymPy expression, how the grammar's notation writes it)
+    (2 * x / (x - 1) - (x**2 + 1) / (x - 1) ** 2, "2x/(x - 1) - (x^2 + 1)/(x - 1)^2"),
+    ((x**2 - 2 * x - 1) / (x - 1) ** 2, "(x^2 - 2x - 1)/(x - 1)^2"),
+    (x * (x + 2) * sympy.exp(x), "x(x + 2) e^x"),
+    (-2 * x * sympy.exp(-x**2), "-2x e^(-x^2)"),
+    (x**x * (sympy.log(x) + 1), "x^x (ln(x) + 1)"),
+    (1 / (x * sympy.log(10)), "1/(x ln(10))"),
+    (1 / (2 * sympy.sqrt(x)), "1/(2sqrt(x))"),
+    (x ** sympy.Rational(1, 3), "x^(1/3)"),
+    (3 * 2**x, "3*2^x"),  # a number after a number keeps its '*'
+    (2 * sympy.pi * x, "2pi x"),
+    (2 * sympy.sin(x) * sympy.cos(x), "2sin(x) cos(x)"),
+    (sympy.sin(x) ** sympy.cos(x), "sin(x)^(cos(x))"),
+    (sympy.asin(x) + sympy.Abs(x), "abs(x) + arcsin(x)"),
+    (-x / 2, "-x/2"),
+    (sympy.sech(x) ** 2, "1/cosh(x)^2"),  # the grammar has no sech: written with cosh
+]
+
+
+@pytest.mark.parametrize("expr, written", NOTATION, ids=[written for _, written in NOTATION])
+def test_notation_writes_what_people_type(expr, written):
+    assert notation(expr) == written
+    assert "**" not in written and "log" not in written and "*" not in written.replace("3*2", "")
+
+
+def test_notation_refuses_what_the_grammar_cannot_write():
+    with pytest.raises(ValueError, match="gamma"):
+        notation(sympy.gamma(x))
+
+
+_LEAVES = st.sampled_from([x, x, sympy.Integer(2), sympy.Integer(3), sympy.Integer(7), sympy.Rational(1, 2),
+                           sympy.Rational(3, 4), sympy.pi, sympy.E])
+_UNARY = [sympy.sin, sympy.cos, sympy.tan, sympy.sec, sympy.csc, sympy.cot, sympy.asin, sympy.acos, sympy.atan,
+          sympy.sinh, sympy.cosh, sympy.tanh, sympy.asinh, sympy.acosh, sympy.atanh, sympy.exp, sympy.log, sympy.sqrt,
+          sympy.Abs, lambda u: -u, lambda u: sympy.log(u, 10)]
+
+
+def _grown(parts):
+    return st.one_of(
+        st.builds(lambda f, u: f(u), st.sampled_from(_UNARY), parts),
+        st.builds(sympy.Add, parts, parts),
+        st.builds(lambda a, b: a - b, parts, parts),
+        st.builds(sympy.Mul, parts, parts),
+        st.builds(lambda a, b: a / b, parts, parts),
+        st.builds(sympy.Pow, parts, st.sampled_from([2, 3, -1, -2, sympy.Rational(1, 3), sympy.Rational(-3, 2)])),
+        st.builds(sympy.Pow, parts, parts),
+    )
+
+
+# The limits of the grammar (length, digits, nesting, size) may refuse what SymPy builds; nothing else may.
+_LIMITS = ("characters long", "digits", "too large", "nested", "operations", "not real")
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.recursive(_LEAVES, _grown, max_leaves=8))
+def test_notation_reads_back_to_an_equal_expression(expr):
+    assume(not expr.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo, sympy.I))
+    written = notation(expr)
+    try:
+        back = parse_function(written, variable="x").expr
+    except InvalidInput as error:
+        assume(not any(limit in str(error) for limit in _LIMITS))
+        raise
+    # 7(x + 7)/x reads back as (7x + 49)/x: SymPy distributes a number over a sum once it stands alone.
+    assert back == expr or sympy.expand(back - expr) == 0, (written, back)

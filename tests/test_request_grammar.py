@@ -228,8 +228,16 @@ def test_cli_x0_and_window(tmp_path):
     result = run_cli("make", "derivative of x^3 at x = 2", "--x0", "1.5", "--window", "-2", "2", "--no-render",
                        "--json", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    slots = json.loads(result.stdout)["slots"]
+    data = json.loads(result.stdout)
+    slots = data["slots"]
     assert (slots["function"], slots["x_min"], slots["x_max"], slots["x0"]) == ("x^3", -2, 2, 1.5)
+    assert (data["derivative"], data["derivative_sympy"]) == ("3x^2", "3*x**2")  # the user's notation, and SymPy's
+
+
+def test_cli_prints_the_textbook_form_in_the_users_notation(tmp_path):
+    result = run_cli("make", "derivative of (x^2+1)/(x-1)", "--no-render", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "f'(x) = (x^2 - 2x - 1)/(x - 1)^2" in result.stdout.splitlines()
 
 
 @pytest.mark.parametrize("args, words", [

@@ -116,6 +116,13 @@ def test_quotient_rule_shows_u_prime_v_minus_u_v_prime_over_v_squared():
     assert steps[0].latex.endswith(r"= \frac{x \cos{\left(x \right)} - \sin{\left(x \right)}}{x^{2}}")
 
 
+def test_the_quotient_rule_lists_u_prime_and_v_prime_even_when_one_is_a_number():
+    steps, _ = _steps("(x^2+1)/(x-1)")
+    assert [s.latex for s in steps[1:]] == [r"\frac{d}{dx}\left[x^{2} + 1\right] = 2 x",
+                                             r"\frac{d}{dx}\left[x - 1\right] = 1"]
+    assert [s.rule for s in _steps("(2x+1)*e^x")[0]] == ["product rule", "sum rule", "exponential rule"]
+
+
 @pytest.mark.parametrize("text", ["1/(x-1)", "3/(x^2+1)", "x*e^(-x)"])
 def test_a_constant_over_g_or_a_negative_exponent_is_not_a_quotient(text):
     assert "quotient rule" not in _rules(text)
