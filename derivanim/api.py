@@ -2,7 +2,7 @@
 
 import math
 import re
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -13,7 +13,7 @@ from derivanim.calculus import evaluator
 from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.grammar import FUNCTIONS, Settings, find_settings, parse_function, read_request, refuse, request_words
 from derivanim.plan import ScenePlan, plan_scene
-from derivanim.render import render_scene, write_atomically
+from derivanim.render import Outputs, RenderProgress, output_target, slug, write_animation
 from derivanim.resources import resource_path
 from derivanim.rules_filler import rules_slots
 from derivanim.slots import Slots
@@ -50,17 +50,30 @@ class Animation:
     model_run: ModelRun | None = None
     cautions: tuple[str, ...] = ()  # what the user should check (the model's function is not in the request)
 
-    def save(self, path: Path) -> Path:
-        """Write the scene's source to `path` (atomically)."""
-        write_atomically(Path(path), self.code)
-        return Path(path)
+    @property
+    def stem(self) -> str:
+        """The name its files get unless told otherwise, from the function: 'sin(x^2)' -> 'sin_x_2'."""
+        return slug(self.slots.function)
 
-    def render(self, out_dir: Path | str = ".", quality: str = "m", fmt: str = "mp4",
-               name: str = "derivative", on_animation=None) -> Path:
-        """Render to `out_dir/<name>.<fmt>` with Manim; returns the video's path."""
-        with tempfile.TemporaryDirectory(prefix="derivanim-") as scratch:
-            scene_file = self.save(Path(scratch) / f"{name}.py")
-            return render_scene(scene_file, Path(out_dir), quality=quality, fmt=fmt, on_animation=on_animation)
+    def write(self, output: Path | str = ".", render: bool = True, quality: str = "m", fmt: str | None = None,
+              on_progress: Callable[[RenderProgress], None] | None = None) -> Outputs:
+        """Write the scene and, if `render`, its video (Manim) and subtitles beside it.
+
+        `output` is a folder (the files are named `stem`) or a file path (out/parabola.gif: its name, and its suffix
+        the format unless `fmt` says). A failed render leaves the earlier files of that name as they were.
+        """
+        folder, stem, fmt = output_target(output, self.stem, fmt)
+        return write_animation(self.code, folder, stem, render=render, quality=quality, fmt=fmt, on_progress=on_progress)
+
+    def save(self, path: Path | str) -> Path:
+        """Write the scene's source to `path` (a .py file, or a folder); returns its path."""
+        return self.write(path, render=False).scene
+
+    def render(self, output: Path | str = ".", quality: str = "m", fmt: str | None = None,
+               on_progress: Callable[[RenderProgress], None] | None = None) -> Path:
+        """Render to `output` (a folder, or a file such as out/parabola.gif), the scene beside the video; returns
+        the video's path."""
+        return self.write(output, quality=quality, fmt=fmt, on_progress=on_progress).video
 
     def to_dict(self) -> dict:
         return {

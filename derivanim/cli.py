@@ -16,8 +16,9 @@ from derivanim.errors import DerivanimError, InvalidInput
 stderr = Console(stderr=True, highlight=False, emoji=False)  # ":smile:" in an echoed input stays text
 
 MAKE_EXAMPLES = """examples:
-  derivanim make "sin(x^2)"                        scene + 720p video in ./out
-  derivanim make "x^2*e^(-x)" --quality h -o out/ --format gif
+  derivanim make "sin(x^2)"                        out/sin_x_2.py, out/sin_x_2.mp4 (720p) and out/sin_x_2.srt
+  derivanim make "x^2*e^(-x)" --quality h --format gif
+  derivanim make "x^3 - 3x" -o talk/cubic.webm     named and formatted by the file given
   derivanim make "ln(x)" --no-render               only the .py
   derivanim make "tan(x)" --json                   slots, derivative, paths, repairs as JSON
   derivanim make "g(t) = t^3 - 2t"                 another name and variable
@@ -43,24 +44,24 @@ def _finite_number(text: str) -> float:
 def _make_baseline(args) -> int:
     """The free-form baseline: the model's scene is written exactly as emitted and rendered if it can be."""
     from derivanim.baseline import generate_scene
-    from derivanim.render import render_scene, write_atomically
+    from derivanim.render import output_target, slug, write_animation
 
     if args.adapter is None:
         raise InvalidInput("--filler baseline needs --adapter: a freeform adapter from `derivanim train --task freeform`")
+    folder, stem, fmt = output_target(args.output, slug(args.request), args.format)
     with stderr.status("Generating the scene free-form ..."):
         generated = generate_scene(args.request, args.adapter)
-    scene_path = Path(args.output) / f"{args.name}.py"
-    write_atomically(scene_path, generated.text)
-    video_path = None if args.no_render else render_scene(scene_path, Path(args.output), args.quality, args.format)
+    with _RenderDisplay(stem, args.quality, quiet=args.json) as display:
+        outputs = write_animation(generated.text, folder, stem, render=not args.no_render, quality=args.quality,
+                                  fmt=fmt, on_progress=display.update)
     result = {"request": args.request, "filler": "baseline", "tokens": generated.tokens, "seconds": generated.seconds,
-              "finished": generated.finished, "scene": str(scene_path), "video": video_path and str(video_path)}
-    print(json.dumps(result, indent=2) if args.json else f"scene: {scene_path}" + (f"\nvideo: {video_path}" if video_path else ""))
+              "finished": generated.finished, **_paths(outputs)}
+    _print_outputs(args, outputs, result)
     return 0
 
 
 def _make(args) -> int:
     from derivanim.api import fill
-    from derivanim.render import open_file
 
     if args.filler == "baseline":
         return _make_baseline(args)
@@ -68,29 +69,85 @@ def _make(args) -> int:
     if not args.json:
         for caution in animation.cautions:  # before the render, which can be stopped
             stderr.print(f"[yellow]caution:[/] {escape(caution)}")
-    out_dir = Path(args.output)
-    scene_path = animation.save(out_dir / f"{args.name}.py")
-    video_path = None
-    if not args.no_render:
-        with stderr.status(f"Rendering {args.name} at quality {args.quality} ...") as status:
-            def progress(count: int) -> None:
-                status.update(f"Rendering {args.name} at quality {args.quality}: animation {count} done")
-
-            video_path = animation.render(out_dir, quality=args.quality, fmt=args.format, name=args.name,
-                                          on_animation=None if args.json else progress)
-        if args.preview:
-            open_file(video_path)
-    if args.json:
-        print(json.dumps({**animation.to_dict(), "scene": str(scene_path),
-                          "video": None if video_path is None else str(video_path)}, indent=2))
-    else:
+    with _RenderDisplay(animation.stem, args.quality, quiet=args.json or args.no_render) as display:
+        outputs = animation.write(args.output, render=not args.no_render, quality=args.quality, fmt=args.format,
+                                  on_progress=display.update)
+    if not args.json:
         for repair in animation.repairs:
             stderr.print(f"[yellow]repaired:[/] {escape(repair)}")
         print(f"{animation.plan.name}'({animation.plan.variable}) = {animation.derivative}")
-        print(f"scene: {scene_path}")
-        if video_path is not None:
-            print(f"video: {video_path}")
+    _print_outputs(args, outputs, {**animation.to_dict(), **_paths(outputs)})
     return 0
+
+
+def _paths(outputs) -> dict:
+    return {"scene": str(outputs.scene), "video": outputs.video and str(outputs.video),
+            "subtitles": outputs.subtitles and str(outputs.subtitles), "removed": [str(path) for path in outputs.removed]}
+
+
+def _print_outputs(args, outputs, result: dict) -> None:
+    """The written files (JSON or lines), what was removed as stale, and the preview."""
+    from derivanim.render import open_in_viewer
+
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for path in outputs.removed:
+            stderr.print(f"[yellow]removed:[/] {escape(str(path))} (made from an earlier scene of this name)")
+        print(f"scene: {outputs.scene}")
+        for label, path in (("video", outputs.video), ("subtitles", outputs.subtitles)):
+            if path is not None:
+                print(f"{label}: {path}")
+    if args.preview and outputs.video is not None and not open_in_viewer(outputs.video):
+        stderr.print(f"preview: no viewer can open it here (no display); the video is at {escape(str(outputs.video))}",
+                     soft_wrap=True)
+
+
+class _RenderDisplay:
+    """Render progress on stderr: on a terminal a live line (phase, animations done of all, time left); otherwise
+    (a log, a pipe) one plain line as each phase starts."""
+
+    def __init__(self, stem: str, quality: str, quiet: bool = False):
+        self.quiet, self.live = quiet, stderr.is_terminal
+        self.heading = f"Rendering {stem} at quality {quality}"
+        self.last = None
+
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        if self.quiet:
+            return self
+        if self.live:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                                     console=stderr, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(escape(self.heading), total=1.0, detail="preparing the scene")
+        else:
+            stderr.print(f"{escape(self.heading)} ...", soft_wrap=True)
+        return self
+
+    def __exit__(self, *exc):
+        if not self.quiet and self.live:
+            self.progress.stop()
+
+    def update(self, state) -> None:
+        if self.quiet:
+            return
+        where = f"{state.phase_number}/{state.phases} {state.phase}" if state.phases else state.phase
+        counted = f"{state.animations_done} of {state.animations} animations done" if state.animations else ""
+        left = "" if state.seconds_left is None else f"about {_duration(state.seconds_left)} left"
+        if self.live:
+            title = self.heading if state.step == "rendering" else state.step[0].upper() + state.step[1:]
+            self.progress.update(self.task, description=escape(f"{title}: {where}" if where else title),
+                                 completed=state.fraction, detail=", ".join(filter(None, (counted, left))))
+        elif (state.step, state.phase) != self.last:
+            self.last = (state.step, state.phase)
+            line = f"phase {where}" if state.step == "rendering" else state.step
+            stderr.print(escape(line + "".join(f", {part}" for part in (counted, left) if part)), soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 DATA_EXAMPLES = """examples:
@@ -310,11 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     make.add_argument("request", help='a function such as "sin(x^2)", or a request in words')
-    make.add_argument("-o", "--output", default="out", help="folder for the scene and the video (default: out)")
-    make.add_argument("--name", default="derivative", help="file name stem of the outputs (default: derivative)")
+    make.add_argument("-o", "--output", default="out", metavar="FOLDER|FILE",
+                      help="a folder, where the files are named after the function (sin(x^2): sin_x_2.py, "
+                           "sin_x_2.mp4, sin_x_2.srt), or a file such as out/parabola.gif whose name they take "
+                           "and whose suffix sets the format (default: out)")
     make.add_argument("-q", "--quality", choices=["l", "m", "h", "k"], default="m",
                       help="480p15, 720p30 (default), 1080p60 or 2160p60")
-    make.add_argument("--format", choices=["mp4", "gif"], default="mp4", help="video format (default: mp4)")
+    make.add_argument("--format", choices=["mp4", "gif", "webm"], default=None,
+                      help="video format (default: the -o file's suffix, else mp4); GIFs are kept to 15 frames a second "
+                           "and 960 pixels wide")
     make.add_argument("--filler", choices=["auto", "rules", "model", "baseline"], default="auto",
                       help="who decides the slots: rules (SymPy), model, or auto (rules for a bare function); "
                            "baseline: the free-form model writes the whole scene, unchecked (for comparison)")
@@ -326,8 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help='the x-range shown, A < B (default: chosen for teaching; a request may say "on [-2, 2]"); '
                            "both options win over the request and are checked like any choice")
     make.add_argument("--no-render", action="store_true", help="write the .py only")
-    make.add_argument("--preview", action="store_true", help="open the video when it is ready")
-    make.add_argument("--json", action="store_true", help="print a machine-readable result")
+    make.add_argument("--preview", action="store_true",
+                      help="open the video when it is ready (where no viewer can, say where it is)")
+    make.add_argument("--json", action="store_true",
+                      help='print a machine-readable result; errors too, as {"error": ..., "exit_code": ...}')
     make.set_defaults(run=_make)
     _add_data_commands(commands)
 
@@ -373,21 +436,29 @@ def _protect_expressions(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    as_json = "--json" in options  # known before parsing, so that a usage error is JSON too
     try:
-        args = build_parser().parse_args(_protect_expressions(sys.argv[1:] if argv is None else argv))
+        args = build_parser().parse_args(_protect_expressions(argv))
         return args.run(args)
     except DerivanimError as error:
-        stderr.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
-        return error.exit_code
+        return _fail(str(error), error.exit_code, as_json)
     except KeyboardInterrupt:
-        stderr.print("[red]interrupted[/]")
-        return 130
+        return _fail("interrupted", 130, as_json)
     except Exception as error:  # a bug of ours: still one line, and the way to see the traceback
         if os.environ.get("DERIVANIM_DEBUG"):
             raise
-        stderr.print(f"[red]error:[/] {escape(type(error).__name__)}: {escape(str(error))} "
-                     "(set DERIVANIM_DEBUG=1 for the traceback)", soft_wrap=True)
-        return 1
+        return _fail(f"{type(error).__name__}: {error} (set DERIVANIM_DEBUG=1 for the traceback)", 1, as_json)
+
+
+def _fail(message: str, exit_code: int, as_json: bool) -> int:
+    """One line on stderr, or with --json one JSON object on stdout, where the result would have been."""
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": exit_code}))
+    else:
+        stderr.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    return exit_code
 
 
 if __name__ == "__main__":
