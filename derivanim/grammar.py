@@ -271,8 +271,8 @@ _REWRITES = {
     sympy.acot: lambda u: sympy.atan(1 / u), sympy.asec: lambda u: sympy.acos(1 / u),
     sympy.acsc: lambda u: sympy.asin(1 / u),
 }
-_NAMES = {sympy.log: "ln", sympy.Abs: "abs"} | {
-    function: name for name, function in FUNCTIONS.items() if isinstance(function, type) and function not in (sympy.log, sympy.Abs)
+_NAMES = {function: name for name, function in FUNCTIONS.items() if isinstance(function, type)} | {
+    sympy.log: "ln", sympy.Abs: "abs",  # one name where the grammar has several: ln (not log), abs
 }
 _PLAIN_NUMBER = re.compile(r"\d+$")
 
@@ -352,6 +352,7 @@ def notation(expr: sympy.Expr) -> str:
         expr = expr.replace(function, rewrite)
     return _NotationPrinter().doprint(expr)
 
+
 # --- requests: the phrasings around a function (grammars/request.lark) ----------------------------------------
 
 MAX_REQUEST_LENGTH = 2 * MAX_LENGTH  # a function of at most MAX_LENGTH characters and the words around it
@@ -423,13 +424,14 @@ def _settings(readings: list[tuple[str, Tree]], variable: str) -> Settings:
         if len(found) > 1:
             raise InvalidInput(f"the request gives {len(found)} {kind}: "
                                + " and ".join(repr(_span(text, tree)) for text, tree in found))
+    for text, tree in points + windows:
+        letter = next((str(token)[0] for token in tree.children if isinstance(token, Token)
+                       and token.type in {"VARIABLE", "X0"}), variable)
+        if letter != variable:
+            raise InvalidInput(f"{_span(text, tree)!r} is about {letter}, but the function's variable is {variable}")
     x0 = window = None
     if points:
         text, point = points[0]
-        letter = next((str(token)[0] for token in point.children if isinstance(token, Token)
-                       and token.type in {"VARIABLE", "X0"}), variable)
-        if letter != variable:
-            raise InvalidInput(f"{_span(text, point)!r} is a point of {letter}, but the function's variable is {variable}")
         x0 = _value(text, _values(point)[0])
     if windows:
         text, interval = windows[0]
@@ -473,17 +475,17 @@ def read_request(text: str) -> Request | None:
     if named and parsed.expr.free_symbols and str(parsed.variable) != named[0]:
         raise InvalidInput(f"the request differentiates with respect to {named[0]}, but {function!r} is a function "
                            f"of {parsed.variable}")
-    variable = named[0] if named else str(parsed.variable)
+    variable = named[0] if named else None
     settings = [(body, setting) for setting in next(tree.find_data("settings")).children]
-    return Request(function=function, variable=named[0] if named else None, settings=_settings(settings, variable))
+    return Request(function=function, variable=variable, settings=_settings(settings, variable or str(parsed.variable)))
 
 
 def refuse(text: str) -> NoReturn:
     """Raise InvalidInput saying why neither grammar reads `text`: the request grammar's reason for a phrasing
     ('derivative of __import__('os')'), the expression grammar's for anything else ('sin(x', 'floor(x)')."""
-    body = _FINAL_MARK.sub("", text.strip()) if isinstance(text, str) else text
     if (isinstance(text, str) and text.isprintable() and len(text) <= MAX_REQUEST_LENGTH
             and {word.lower() for word in re.findall(r"[A-Za-z]{2,}", text)} & request_words()):
+        body = _FINAL_MARK.sub("", text.strip())
         try:
             _request_parser().parse(body, start="request")
         except UnexpectedInput as error:

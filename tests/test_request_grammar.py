@@ -95,7 +95,8 @@ def test_what_the_request_grammar_does_not_read(text):
 @pytest.mark.parametrize("text, says", [
     ("d/dt x^3", r"with respect to t, but 'x\^3' is a function of x"),
     ("d/dx t^2 with respect to t", "more than one variable"),
-    ("x^2 at t = 1", "a point of t"),
+    ("x^2 at t = 1", "'at t = 1' is about t, but the function's variable is x"),
+    ("t^2 for x from 0 to 5", "is about x, but the function's variable is t"),
     ("x^2 at x = 1 at x = 2", "2 points"),
     ("x^2 on [-1, 1], x from 0 to 2", "2 windows"),
     ("x^2 on [2, -2]", "reversed"),
@@ -172,9 +173,10 @@ def test_a_sentence_goes_to_the_model_and_keeps_the_x0_and_window_it_writes(monk
 
 
 def test_a_sentence_the_phrasings_cover_letter_by_letter_is_still_the_models(monkeypatch):
-    # 'animate' starts a phrasing and 'very slowly x^3' is v*e*r*y*... to the expression grammar: a sentence all the same.
+    # 'animate' starts a phrasing and 'very slowly x^3' is v*e*r*y*... to the expression grammar: a sentence still.
     asked = []
-    monkeypatch.setattr(derivanim.api, "_model_slots", _fake_model(Slots(function="x^3", x_min=-2, x_max=2, x0=1), asked))
+    model = Slots(function="x^3", x_min=-2, x_max=2, x0=1)
+    monkeypatch.setattr(derivanim.api, "_model_slots", _fake_model(model, asked))
     assert fill("Animate very slowly x^3").filler == "model" and asked == ["Animate very slowly x^3"]
     with pytest.raises(InvalidInput, match="unknown function 'very'"):
         fill("Animate very slowly x^3", filler="rules")
