@@ -22,7 +22,7 @@ from derivanim.steps import textbook_latex
 
 SAMPLES = 1201  # grid points across a window
 SIMPLIFY_SECONDS = 1.0
-SHORT_ENOUGH = 4  # operations below which simplify() has nothing to gain
+SHORT_ENOUGH = 1  # operations below which simplify() has nothing to gain
 
 
 class TimeLimitExceeded(Exception):
@@ -68,7 +68,9 @@ def simplest(expr: sympy.Expr, seconds: float = SIMPLIFY_SECONDS, shapes: tuple[
     candidates = [e for e in candidates if e is expr or (not e.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
                                                           and _writable(e))]
     longest = latex_length(expr)
-    return min((e for e in candidates if latex_length(e) <= longest), key=readability)
+    # Between forms that read alike, one term over several: -x^2/(x^2 + 1) rather than -1 + 1/(x^2 + 1).
+    return min((e for e in candidates if latex_length(e) <= longest),
+               key=lambda e: (readability(e), len(sympy.Add.make_args(e))))
 
 
 def _writable(expr: sympy.Expr) -> bool:
@@ -106,8 +108,12 @@ def _fraction_depth(expr: sympy.Expr) -> int:
 
 
 def _repeats(expr: sympy.Expr) -> int:
-    """How many times sub-expressions (not single symbols or numbers) appear again."""
-    counts = Counter(node for node in sympy.preorder_traversal(expr) if not node.is_Atom)
+    """How many times sub-expressions appear again: sums, calls, powers of those (x - 1, e^x), not the small words
+    of any formula (x, 2, x^2, 2x)."""
+    def small(node: sympy.Expr) -> bool:
+        return all(arg.is_Atom for arg in node.args) and (node.is_Pow or node.is_Mul)
+
+    counts = Counter(node for node in sympy.preorder_traversal(expr) if not node.is_Atom and not small(node))
     return sum(count - 1 for node, count in counts.items() if count > 1 and not (node.is_Mul and node.args[0] == -1))
 
 

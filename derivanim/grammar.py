@@ -331,13 +331,15 @@ class _NotationPrinter(StrPrinter):
         return f"{top}/{bottom}" if len(below) == 1 else f"{top}/({bottom})"
 
     def _product(self, factors: list) -> str:
-        """Factors side by side: 2x, 2sin(x), x sin(x), x(x + 1); a '*' before a number (3*2^x)."""
+        """Factors side by side: 2x, 2sin(x), x sin(x), x(x + 1), (x - 1)(x + 1); a space after a power, whose
+        exponent could seem to run on (x^2 (x + 1), not x^2(x + 1)); a '*' before a number (3*2^x)."""
         texts = [self.parenthesize(sympy.sympify(f), PRECEDENCE["Mul"], strict=False) for f in factors]
         joined = texts[0]
         for before, text in zip(texts, texts[1:]):
             if text[0].isdigit():
                 joiner = "*"
-            elif _PLAIN_NUMBER.match(before) or (text[0] == "(" and (before.isalpha() or before.endswith(")"))):
+            elif _PLAIN_NUMBER.match(before) or (text[0] == "(" and (before.isalpha() or before.endswith(")")
+                                                                      and "^" not in before)):
                 joiner = ""
             else:
                 joiner = " "
