@@ -82,7 +82,8 @@ def _make(args) -> int:
 
 def _paths(outputs) -> dict:
     return {"scene": str(outputs.scene), "video": outputs.video and str(outputs.video),
-            "subtitles": outputs.subtitles and str(outputs.subtitles), "removed": [str(path) for path in outputs.removed]}
+            "subtitles": outputs.subtitles and str(outputs.subtitles),
+            "removed": [str(path) for path in outputs.removed]}
 
 
 def _print_outputs(args, outputs, result: dict) -> None:
@@ -118,12 +119,10 @@ class _RenderDisplay:
         if self.quiet:
             return self
         if self.live:
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-                                     console=stderr, transient=True)
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                                     TextColumn("{task.fields[detail]}"), console=stderr, transient=True)
             self.progress.start()
             self.task = self.progress.add_task(escape(self.heading), total=1.0, detail="preparing the scene")
-        else:
-            stderr.print(f"{escape(self.heading)} ...", soft_wrap=True)
         return self
 
     def __exit__(self, *exc):
@@ -374,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("-q", "--quality", choices=["l", "m", "h", "k"], default="m",
                       help="480p15, 720p30 (default), 1080p60 or 2160p60")
     make.add_argument("--format", choices=["mp4", "gif", "webm"], default=None,
-                      help="video format (default: the -o file's suffix, else mp4); GIFs are kept to 15 frames a second "
-                           "and 960 pixels wide")
+                      help="video format (default: the -o file's suffix, else mp4); GIFs are kept to 15 frames a "
+                           "second and 960 pixels wide")
     make.add_argument("--filler", choices=["auto", "rules", "model", "baseline"], default="auto",
                       help="who decides the slots: rules (SymPy), model, or auto (rules for a bare function); "
                            "baseline: the free-form model writes the whole scene, unchecked (for comparison)")

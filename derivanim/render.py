@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import srt
+
 from derivanim.errors import InvalidInput, RenderError
 
 QUALITIES = {"l": "low_quality", "m": "medium_quality", "h": "high_quality", "k": "fourk_quality"}
@@ -133,12 +136,16 @@ class _Tracker:
         phase = self.plan[done][0] if done < len(self.plan) else last_phase  # the one being rendered now
         total = sum(seconds for _, seconds in self.plan) or 1.0
         fraction = min(sum(seconds for _, seconds in self.plan[:done]) / total, 1.0)
-        elapsed = time.monotonic() - self.started
         self.report(RenderProgress(
             step="rendering", phase=phase or "", phase_number=phases.index(phase) + 1 if phase in phases else 0,
             phases=len(phases), animations_done=done, animations=len(self.plan), fraction=fraction,
-            seconds_left=elapsed * (1 - fraction) / fraction if fraction > 0 else None,
+            seconds_left=_seconds_left(self.started, fraction),
         ))
+
+
+def _seconds_left(started: float, fraction: float) -> float | None:
+    """The time the rest of a step takes at the rate of the part done since `started`."""
+    return (time.monotonic() - started) * (1 - fraction) / fraction if fraction > 0 else None
 
 
 # --- rendering ------------------------------------------------------------------------------------------------
@@ -202,7 +209,8 @@ def render_scene(
         try:
             _publish(video, target, subtitles)
         except OSError as error:  # a full disk or a read-only folder: say so, with the (complete) log
-            raise RenderError(f"could not write {target}: {error.strerror or error}", _keep_log(work_log, target)) from None
+            raise RenderError(f"could not write {target}: {error.strerror or error}",
+                              _keep_log(work_log, target)) from None
     except subprocess.TimeoutExpired:
         raise RenderError(f"Manim did not finish within {timeout:g} s", _keep_log(work_log, target)) from None
     except BaseException:
@@ -215,22 +223,20 @@ def render_scene(
 
 
 def _converted(video: Path, converted: Path, on_progress, work_log: Path, target: Path) -> Path:
-    import av
-
     try:
         return convert_video(video, converted, on_progress)
     except av.FFmpegError as error:
-        raise RenderError(f"converting the video to {target.suffix[1:]} failed: {error}", _keep_log(work_log, target)) from None
+        raise RenderError(f"converting the video to {target.suffix[1:]} failed: {error}",
+                          _keep_log(work_log, target)) from None
 
 
 def _publish(video: Path, target: Path, subtitles: Path | None) -> None:
     """Move the finished video (and subtitles) into place; a log of an earlier failed render goes, being stale."""
-    srt = target.with_suffix(".srt")
-    if subtitles is not None:
-        os.replace(subtitles, srt)
     os.replace(video, target)
-    if subtitles is None:
-        srt.unlink(missing_ok=True)
+    if subtitles is not None:
+        os.replace(subtitles, target.with_suffix(".srt"))
+    else:
+        target.with_suffix(".srt").unlink(missing_ok=True)
     target.with_suffix(".render.log").unlink(missing_ok=True)
 
 
@@ -266,8 +272,6 @@ def _failure(code: int, log_path: Path) -> str:
 def subtitles_in_turn(text: str) -> str:
     """The scene's subtitles with each one ending no later than the next begins (a phase shorter than its
     subtitle would otherwise show two at once)."""
-    import srt
-
     cues = sorted(srt.parse(text), key=lambda cue: cue.start)
     for cue, following in zip(cues, cues[1:]):
         cue.end = min(cue.end, following.start)
@@ -282,8 +286,6 @@ def convert_video(source: Path, target: Path, on_progress: Callable[[RenderProgr
     GIF: at most GIF_MAX_FPS frames a second and GIF_MAX_WIDTH pixels wide, with one palette made for the whole
     video (a first pass collects its colours, a second maps every frame to them). WebM: VP9 at the video's size.
     """
-    import av
-
     fmt = target.suffix[1:]
     with av.open(str(source)) as probe:
         stream = probe.streams.video[0]
@@ -295,9 +297,7 @@ def convert_video(source: Path, target: Path, on_progress: Callable[[RenderProgr
         if on_progress is None or not frames:
             return
         fraction = min(((current - 1) * frames + done) / (passes * frames), 1.0)
-        elapsed = time.monotonic() - started
-        on_progress(RenderProgress(step, "", 0, 0, 0, 0, fraction,
-                                   elapsed * (1 - fraction) / fraction if fraction > 0 else None))
+        on_progress(RenderProgress(step, "", 0, 0, 0, 0, fraction, _seconds_left(started, fraction)))
 
     if fmt == "gif":
         fps = Fraction(min(Fraction(rate), GIF_MAX_FPS))
@@ -311,20 +311,17 @@ def convert_video(source: Path, target: Path, on_progress: Callable[[RenderProgr
     return target
 
 
-def _frames(source: Path, on_frame: Callable[[int], None]):
+def _frames(container, on_frame: Callable[[int], None]):
     """Decode a video's frames one at a time, calling on_frame(count) every so often."""
-    import av
-
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for count, frame in enumerate(container.decode(stream), 1):
-            if count % 30 == 0:
-                on_frame(count)
-            yield frame
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    for count, frame in enumerate(container.decode(stream), 1):
+        if count % 30 == 0:
+            on_frame(count)
+        yield frame
 
 
-def _filtered(graph, source_node, frames, sink):
+def _filtered(source_node, frames, sink):
     """Push frames through a filter graph and yield what comes out, one at a time. Every push is followed by a
     pull: libavfilter runs only when asked for output, and until then it queues every frame pushed."""
     def drain():
@@ -353,8 +350,6 @@ def _scaled_input(graph, template, fps: Fraction, size: str):
 
 def _gif_palette(source: Path, fps: Fraction, size: str, on_frame: Callable[[int], None]):
     """One 256-colour palette for the whole video (palettegen keeps a histogram, not the frames)."""
-    import av
-
     with av.open(str(source)) as container:
         template = container.streams.video[0]
         graph = av.filter.Graph()
@@ -363,13 +358,11 @@ def _gif_palette(source: Path, fps: Fraction, size: str, on_frame: Callable[[int
         scaled.link_to(palettegen)
         palettegen.link_to(sink)
         graph.configure()
-        palettes = list(_filtered(graph, source_node, _frames(source, on_frame), sink))
+        palettes = list(_filtered(source_node, _frames(container, on_frame), sink))
     return palettes[-1]
 
 
 def _write_gif(source: Path, target: Path, fps: Fraction, size: str, palette, on_frame: Callable[[int], None]) -> None:
-    import av
-
     with av.open(str(source)) as container, av.open(str(target), "w", format="gif") as output:
         template = container.streams.video[0]
         graph = av.filter.Graph()
@@ -386,7 +379,7 @@ def _write_gif(source: Path, target: Path, fps: Fraction, size: str, palette, on
         palette_node.push(None)  # one palette for every frame
         stream = output.add_stream("gif", rate=fps)
         stream.pix_fmt = "pal8"
-        for index, frame in enumerate(_filtered(graph, source_node, _frames(source, on_frame), sink)):
+        for index, frame in enumerate(_filtered(source_node, _frames(container, on_frame), sink)):
             if index == 0:
                 stream.width, stream.height = frame.width, frame.height
             frame.pts, frame.time_base = index, 1 / fps
@@ -395,13 +388,11 @@ def _write_gif(source: Path, target: Path, fps: Fraction, size: str, palette, on
 
 
 def _write_webm(source: Path, target: Path, on_frame: Callable[[int], None]) -> None:
-    import av
-
     with av.open(str(source)) as container, av.open(str(target), "w", format="webm") as output:
         template = container.streams.video[0]
         stream = output.add_stream("libvpx-vp9", rate=template.average_rate, options=WEBM_OPTIONS)
         stream.width, stream.height, stream.pix_fmt = template.width, template.height, "yuv420p"
-        for frame in _frames(source, on_frame):
+        for frame in _frames(container, on_frame):
             output.mux(stream.encode(frame))
         output.mux(stream.encode(None))
 

@@ -196,7 +196,8 @@ def test_a_render_writes_the_pair_and_subtitles_and_reports_each_phase(tmp_path)
         "1\n00:00:00,000 --> 00:00:00,733\na square appears\n\n2\n00:00:00,733 --> 00:00:01,733\nit waits\n\n")
     # Progress: the phases in order, animations done of the total (three plays, the waits count), time left.
     assert [(p.phase, p.phase_number, p.phases, p.animations_done, p.animations) for p in progress] == [
-        ("First phase", 1, 2, 0, 3), ("First phase", 1, 2, 1, 3), ("Second phase", 2, 2, 2, 3), ("Second phase", 2, 2, 3, 3)]
+        ("First phase", 1, 2, 0, 3), ("First phase", 1, 2, 1, 3),
+        ("Second phase", 2, 2, 2, 3), ("Second phase", 2, 2, 3, 3)]
     assert progress[-1].fraction == 1 and progress[-1].seconds_left == 0 and progress[1].seconds_left > 0
 
 
