@@ -1,6 +1,8 @@
 """The public API: fill() runs the pipeline text -> slots -> verify -> plan -> code; Animation.render() makes video."""
 
+import html
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ class Animation:
     code: str = field(repr=False)
     model_run: ModelRun | None = None
     cautions: tuple[str, ...] = ()  # what the user should check (the model's function is not in the request)
+    videos: list[Path] = field(default_factory=list, repr=False, compare=False)  # what render() wrote, latest last
 
     @property
     def stem(self) -> str:
@@ -63,7 +66,11 @@ class Animation:
         the format unless `fmt` says). A failed render leaves the earlier files of that name as they were.
         """
         folder, stem, fmt = output_target(output, self.stem, fmt)
-        return write_animation(self.code, folder, stem, render=render, quality=quality, fmt=fmt, on_progress=on_progress)
+        outputs = write_animation(self.code, folder, stem, render=render, quality=quality, fmt=fmt,
+                                  on_progress=on_progress)
+        if outputs.video is not None:
+            self.videos.append(outputs.video)
+        return outputs
 
     def save(self, path: Path | str) -> Path:
         """Write the scene's source to `path` (a .py file, or a folder); returns its path."""
@@ -74,6 +81,17 @@ class Animation:
         """Render to `output` (a folder, or a file such as out/parabola.gif), the scene beside the video; returns
         the video's path."""
         return self.write(output, quality=quality, fmt=fmt, on_progress=on_progress).video
+
+    def _repr_markdown_(self) -> str:
+        """In Jupyter: f and f' as formulas and, once rendered, the latest video playing."""
+        name, variable = self.plan.name, self.plan.variable
+        shown = f"$${name}({variable}) = {self.plan.f_latex}$$\n\n$${name}'({variable}) = {self.plan.df_latex}$$"
+        if not self.videos:
+            return shown
+        # A path from the notebook's folder, which is where Jupyter serves files from.
+        source = html.escape(Path(os.path.relpath(self.videos[-1])).as_posix())
+        player = f'<img src="{source}">' if source.endswith(".gif") else f'<video src="{source}" controls loop></video>'
+        return f"{shown}\n\n{player}"
 
     def to_dict(self) -> dict:
         return {

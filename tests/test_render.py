@@ -1,5 +1,5 @@
 """The render stage's outputs: names, the scene and video as a pair, GIF/WebM conversion in bounded memory,
-subtitles, progress, errors that say what went wrong, and the preview.
+subtitles, progress, errors that say what went wrong, the preview, and the display in Jupyter.
 
 Renders here use tiny scenes (a few seconds of Manim each); the real scene is rendered in test_cli's slow test.
 """
@@ -15,8 +15,8 @@ import av
 import pytest
 
 from derivanim.errors import InvalidInput, RenderError
-from derivanim.render import (GIF_MAX_FPS, GIF_MAX_WIDTH, _failure, convert_video, open_in_viewer, output_target,
-                              render_scene, slug, subtitles_in_turn, write_animation)
+from derivanim.render import (GIF_MAX_FPS, GIF_MAX_WIDTH, Outputs, _failure, convert_video, open_in_viewer,
+                              output_target, render_scene, slug, subtitles_in_turn, write_animation)
 
 TWO_PHASES = '''
 from manim import *
@@ -275,3 +275,24 @@ def test_preview_with_a_display_runs_the_opener_on_the_video(tmp_path, monkeypat
     assert opened.read_text().strip() == str(tmp_path / "x_2.mp4")
     opener.write_text("#!/bin/sh\nexit 3\n")  # xdg-open's "no application for this file"
     assert open_in_viewer(tmp_path / "x_2.mp4") is False
+
+
+# --- Jupyter ---------------------------------------------------------------------------------------------------------
+
+def test_in_jupyter_an_animation_shows_its_formulas_then_plays_its_video(tmp_path, monkeypatch):
+    from derivanim import api
+
+    def rendered(code, folder, stem, render=True, quality="m", fmt="mp4", on_progress=None):  # no Manim needed here
+        return Outputs(Path(folder) / f"{stem}.py", Path(folder) / f"{stem}.{fmt}" if render else None, None, ())
+
+    animation = api.fill("x^2", filler="rules")
+    shown = animation._repr_markdown_()
+    assert shown == "$$f(x) = x^{2}$$\n\n$$f'(x) = 2 x$$"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(api, "write_animation", rendered)
+    animation.save("out")
+    assert animation._repr_markdown_() == shown  # a scene alone has nothing to play
+    animation.render(tmp_path / "out", quality="l")  # shown from the notebook's folder
+    assert animation._repr_markdown_() == shown + '\n\n<video src="out/x_2.mp4" controls loop></video>'
+    animation.render("out", fmt="gif")
+    assert animation._repr_markdown_().endswith('\n\n<img src="out/x_2.gif">')
