@@ -51,7 +51,7 @@ def _make_baseline(args) -> int:
     folder, stem, fmt = output_target(args.output, slug(args.request), args.format)
     with stderr.status("Generating the scene free-form ..."):
         generated = generate_scene(args.request, args.adapter)
-    with _RenderDisplay(stem, args.quality, quiet=args.json) as display:
+    with _RenderDisplay(stem, args.quality, quiet=args.json or args.no_render) as display:
         outputs = write_animation(generated.text, folder, stem, render=not args.no_render, quality=args.quality,
                                   fmt=fmt, on_progress=display.update)
     result = {"request": args.request, "filler": "baseline", "tokens": generated.tokens, "seconds": generated.seconds,

@@ -63,11 +63,11 @@ _SIGNS = {"+": "_plus_", "-": "_minus_", "/": "_over_"}
 
 
 def slug(text: str, default: str = "derivative") -> str:
-    """A file name stem from a function or request: letters, digits and '_' only, so it never leaves its folder
+    """A file name stem from a function or request: lower-case letters, digits and '_', so it never leaves its folder
     ('sin(x^2)' -> 'sin_x_2', 'x^2-1' -> 'x_2_minus_1'); a 'g(t) =' in front is left out."""
     body = text.rpartition("=")[2]  # in the grammar '=' only ever follows the 'g(t)' or 'y' of a definition
     words = re.sub(r"[^A-Za-z0-9]+", "_", re.sub(r"[-+/]", lambda sign: _SIGNS[sign[0]], body)).strip("_")
-    return re.sub(r"_+", "_", words)[:MAX_STEM].strip("_") or default
+    return re.sub(r"_+", "_", words).lower()[:MAX_STEM].strip("_") or default
 
 
 def output_target(output: Path | str, stem: str, fmt: str | None = None) -> tuple[Path, str, str]:

@@ -199,3 +199,18 @@ def test_a_gif_at_low_quality_with_subtitles_progress_and_a_preview_nowhere_to_s
     assert any("left" in line for line in lines if line.startswith("phase 8/8"))
     assert any(line.startswith("converting to GIF") for line in lines)
     assert lines[-1] == "preview: no viewer can open it here (no display); the video is at out/x_2.gif"
+
+
+def test_the_baseline_scene_is_written_as_emitted_and_named_after_the_request(tmp_path, monkeypatch, capsys):
+    from derivanim import baseline, cli
+
+    emitted = "from manim import *\n# whatever the free-form model wrote, unchecked\n"
+    monkeypatch.setattr(baseline, "generate_scene", lambda request, adapter: baseline.SceneGeneration(
+        request=request, text=emitted, tokens=17, seconds=0.5, finished=True, model="a stand-in"))
+    code = cli.main(["make", "Teach the chain rule with sin(x^2)", "--filler", "baseline", "--adapter", "runs/freeform",
+                     "--no-render", "--json", "-o", str(tmp_path)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    scene = tmp_path / "teach_the_chain_rule_with_sin_x_2.py"
+    assert result["scene"] == str(scene) and result["video"] is None and result["tokens"] == 17
+    assert scene.read_text() == emitted
