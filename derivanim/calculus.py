@@ -130,6 +130,17 @@ def readability(expr: sympy.Expr) -> float:
             + REPEAT * _repeats(expr) + EXPANDED_BELOW * _expanded_denominators(expr))
 
 
+def derivative(expr: sympy.Expr, var: sympy.Symbol) -> sympy.Expr:
+    """f' as SymPy gives it, except that |u| of a u SymPy cannot prove real (abs(ln(x))) is differentiated as on
+    f's real domain, where |u| = sqrt(u^2): SymPy's own answer holds re(u), im(u) and unevaluated derivatives that
+    no plot can use."""
+    if not expr.has(sympy.Abs):
+        return sympy.diff(expr, var)
+    result = sympy.diff(expr.replace(sympy.Abs, lambda u: sympy.sqrt(u ** 2)), var)
+    return result.replace(lambda e: e.is_Pow and e.exp == sympy.S.Half and e.base.is_Pow and e.base.exp == 2,
+                          lambda e: sympy.Abs(e.base.base))
+
+
 def numpy_source(expr: sympy.Expr) -> str:
     """Python source of `expr` using `numpy.` functions, for the generated scene."""
     return NumPyPrinter().doprint(expr)

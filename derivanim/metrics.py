@@ -10,7 +10,7 @@ import ast
 import numpy as np
 import sympy
 
-from derivanim.calculus import evaluator
+from derivanim.calculus import derivative, evaluator
 from derivanim.grammar import ParsedFunction
 
 PHASES = (
@@ -143,7 +143,7 @@ def missing_curves(report: dict) -> list[str]:
 def runtime_metrics(report: dict, function: ParsedFunction) -> dict[str, bool]:
     """The rows of the table that only running the scene answers, from its dry-run report."""
     f = evaluator(function.expr, function.variable)
-    df = evaluator(sympy.diff(function.expr, function.variable), function.variable)
+    df = evaluator(derivative(function.expr, function.variable), function.variable)
     executable = report.get("error") is None
     plots = report.get("plots", [])
     phases = {phase["name"]: phase for phase in report.get("phases", [])}

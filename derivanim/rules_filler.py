@@ -1,7 +1,6 @@
 """The rules filler: slots from a bare function, decided by SymPy and numpy alone."""
 
-import sympy
-
+from derivanim.calculus import derivative
 from derivanim.grammar import parse_function
 from derivanim.slots import Slots
 from derivanim.teaching import choose_window
@@ -14,7 +13,7 @@ def rules_slots(text: str) -> Slots:
     verification then reports)."""
     function = parse_function(text)
     x_min, x_max = choose_window(function)
-    curves = trace_curves(function, sympy.diff(function.expr, function.variable), x_min, x_max)
+    curves = trace_curves(function, derivative(function.expr, function.variable), x_min, x_max)
     x0 = good_x0(float("nan"), function, curves)
     return Slots(function=text.strip(), variable=str(function.variable), name=function.name,
                  x_min=x_min, x_max=x_max, x0=x0 if x0 is not None else (x_min + x_max) / 2)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from derivanim.calculus import bisect_edge, evaluator, nice_step, robust_range, runs, trace_curve
+from derivanim.calculus import bisect_edge, derivative, evaluator, nice_step, robust_range, runs, trace_curve
 from derivanim.errors import InvalidInput
 from derivanim.grammar import ParsedFunction
 
@@ -96,18 +96,18 @@ def _roots(evaluate, xs: np.ndarray, values: np.ndarray) -> list[float]:
 def find_features(expr: sympy.Expr, var: sympy.Symbol, low: float, high: float) -> Features:
     """The features of f on [low, high]."""
     f_expr = expr
-    df_expr = sympy.diff(f_expr, var)
+    df_expr = derivative(f_expr, var)
     # f'' of abs(x) holds DiracDelta, which numpy cannot evaluate; off its one point it is 0.
-    ddf_expr = sympy.diff(df_expr, var).replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.S.Zero)
+    ddf_expr = derivative(df_expr, var).replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.S.Zero)
     f, df, ddf = (evaluator(e, var) for e in (f_expr, df_expr, ddf_expr))
     xs = np.linspace(low, high, FEATURE_SAMPLES)
     ys, dys, ddys = f(xs), df(xs), ddf(xs)
     # An edge ends a stretch of the domain at a gap of several samples: one undefined sample is a hole or a pole
     # (sin(x)/x at 0), and x^x's isolated values at negative integers are no domain.
     gaps = [(a, b) for a, b in runs(~np.isfinite(ys)) if b - a >= 2 or a == 0 or b == len(xs) - 1]
-    finite = np.isfinite(ys)
-    edges = [float(xs[a - 1]) for a, _ in gaps if a >= 20 and finite[a - 20:a].all()]
-    edges += [float(xs[b + 1]) for _, b in gaps if b + 21 <= len(xs) and finite[b + 1:b + 21].all()]
+    finite, ok = np.isfinite(ys), np.isfinite
+    edges = [bisect_edge(f, xs[a - 1], xs[a], ok) for a, _ in gaps if a >= 20 and finite[a - 20:a].all()]
+    edges += [bisect_edge(f, xs[b + 1], xs[b], ok) for _, b in gaps if b + 21 <= len(xs) and finite[b + 1:b + 21].all()]
     f_breaks = trace_curve(f, low, high).breaks
     df_breaks = trace_curve(df, low, high).breaks
     width = high - low
@@ -209,8 +209,13 @@ def teaching_window(expr: sympy.Expr, var: sympy.Symbol, natural: tuple[float, f
     left, left_hit = _reach(evaluate, hull_low, -pad, limit)
     right, right_hit = _reach(evaluate, hull_high, pad, limit)
     left, right = (left if left_hit else min(left, natural[0])), (right if right_hit else max(right, natural[1]))
-    domain = _domain_run(evaluate, low, high, (hull_low + hull_high) / 2)
-    left, right = max(left, domain[0]), min(right, domain[1])  # never past an edge: ln(x) starts at 0
+    # Never past an edge where the domain ends (ln(x) starts at 0); a gap inside the features' hull stays
+    # (sqrt(x^3 - x) lives on [-1, 0] and [1, oo): both are shown).
+    step = 1e-6 * (high - low)
+    starts = [e for e in features.edges if not np.isfinite(evaluate(np.array([e - step]))[0]) and e <= hull_low + step]
+    ends = [e for e in features.edges if not np.isfinite(evaluate(np.array([e + step]))[0]) and e >= hull_high - step]
+    domain = (max(starts, default=-math.inf), min(ends, default=math.inf))
+    left, right = max(left, domain[0]), min(right, domain[1])
     if right - left < MIN_WIDTH:  # grow into the side that has room
         missing = MIN_WIDTH - (right - left)
         left, right = max(domain[0], left - missing / 2), min(domain[1], right + missing / 2)
@@ -229,22 +234,6 @@ def _reach(evaluate, start: float, pad: float, limit: float) -> tuple[float, boo
     return float(max(xs[beyond[0]], start + pad / 5) if pad > 0 else min(xs[beyond[0]], start + pad / 5)), True
 
 
-def _domain_run(evaluate, low: float, high: float, at: float) -> tuple[float, float]:
-    """The stretch of [low, high] around `at` on which f is defined (isolated poles and holes do not end it), its
-    edges refined by bisection."""
-    xs = np.linspace(low, high, FEATURE_SAMPLES)
-    defined = np.isfinite(evaluate(xs))
-    for a, b in runs(~defined):  # a point where f is undefined is a pole or a hole, not an edge
-        defined[a:b + 1] |= 0 < a and b < len(xs) - 1 and b - a < 3
-    ok = np.isfinite
-    for a, b in runs(defined):
-        if xs[a] - 1e-9 <= at <= xs[b] + 1e-9:
-            left = bisect_edge(evaluate, xs[a], xs[a - 1], ok) if a > 0 else -math.inf
-            right = bisect_edge(evaluate, xs[b], xs[b + 1], ok) if b < len(xs) - 1 else math.inf
-            return float(left), float(right)
-    return -math.inf, math.inf
-
-
 def teaching_y_range(evaluate, x_min: float, x_max: float, focus: tuple[float, ...]) -> tuple[float, float]:
     """f's y-range: the whole curve's robust range, unless the features' own heights would fill less than
     FOCUS_SHARE of it; then a range around those heights, grown until it holds VISIBLE_SHARE of the curve, and the
@@ -259,8 +248,9 @@ def teaching_y_range(evaluate, x_min: float, x_max: float, focus: tuple[float, .
     finite = ys[np.isfinite(ys)]
     low, high, grow = heights.min(), heights.max(), np.ptp(heights)
     low, high = max(full[0], low - grow), min(full[1], high + grow)
+    step = max(0.25 * grow, 0.02 * (full[1] - full[0]))
     while np.mean((finite >= low) & (finite <= high)) < VISIBLE_SHARE and (low > full[0] or high < full[1]):
-        low, high = max(full[0], low - 0.25 * grow), min(full[1], high + 0.25 * grow)
+        low, high = max(full[0], low - step), min(full[1], high + step)
     return low, high
 
 
@@ -322,3 +312,52 @@ def teaching_x0(candidates: list[float], df_value, x_axis, y_axis) -> float | No
                 + (0.05 if x < 0 else 0))  # x > 0 reads easier
 
     return min(candidates, key=key)
+
+
+MIN_RELIEF = 0.05  # of the y-axis that f must rise or fall near x0 for the secant and tangent to read
+MIN_SHOWN = 0.5  # of the window over which f must be drawn
+
+
+@dataclass(frozen=True)
+class Readability:
+    """How readable a scene's window and x0 are, measured as the viewer sees them."""
+
+    angle: float  # of the tangent at x0 on screen, degrees
+    relief: float  # f's rise and fall near x0, as a share of the y-axis
+    shown: float  # share of the window over which f is drawn
+    hidden_features: tuple[float, ...]  # extrema and inflection points in the window but off the y-axis
+
+    @property
+    def readable(self) -> bool:
+        return (is_readable_angle(self.angle) and self.relief >= MIN_RELIEF and self.shown >= MIN_SHOWN
+                and not self.hidden_features)
+
+    def problems(self) -> list[str]:
+        found = []
+        if not is_readable_angle(self.angle):
+            found.append(f"tangent at {self.angle:.0f} degrees on screen")
+        if self.relief < MIN_RELIEF:
+            found.append(f"f rises or falls by {self.relief:.0%} of its axis near x0")
+        if self.shown < MIN_SHOWN:
+            found.append(f"f drawn on {self.shown:.0%} of the window")
+        if self.hidden_features:
+            found.append("features off the y-axis at x = " + ", ".join(f"{x:.3g}" for x in self.hidden_features))
+        return found
+
+
+def readability(plan, expr: sympy.Expr, var: sympy.Symbol) -> Readability:
+    """The readability measure of a scene plan: the tangent's angle on screen, f's relief near x0, how much of
+    the window shows f, and which extrema and inflection points fall off the y-axis."""
+    evaluate = evaluator(expr, var)
+    features = find_features(expr, var, plan.x_min, plan.x_max)
+    width = plan.x_max - plan.x_min
+    inner = [x for x in (*features.extrema, *features.inflections)
+             if plan.x_min + 0.02 * width < x < plan.x_max - 0.02 * width and x not in features.corners]
+    heights = evaluate(np.array(inner or [np.nan]))
+    hidden = tuple(x for x, y in zip(inner, heights) if np.isfinite(y) and not plan.f_axis.low <= y <= plan.f_axis.high)
+    return Readability(
+        angle=screen_angle(plan.df_x0, plan.x_axis, plan.f_axis),
+        relief=relief(evaluate, plan.x0, plan.x_axis, plan.f_axis),
+        shown=sum(b - a for a, b in plan.f_segments) / width,
+        hidden_features=hidden,
+    )

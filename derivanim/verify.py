@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from derivanim.calculus import Curve, evaluator, trace_curve
+from derivanim.calculus import Curve, derivative, evaluator, trace_curve
 from derivanim.drawing import drawable, jump_ends, removable_holes, too_fast
 from derivanim.teaching import (Axis, choose_window, find_features, is_readable_angle, round_candidates, roundness,
                                 screen_angle, teaching_x0, teaching_y_range)
@@ -94,7 +94,7 @@ def good_x0(requested: float, function: ParsedFunction, curves: "Curves") -> flo
     if not candidates:
         return None
     x_axis, y_axis = Axis.around(x_min, x_max, 8), Axis.around(f_curve.y_min, f_curve.y_max, 6)
-    df_value = evaluator(sympy.diff(function.expr, function.variable), function.variable)
+    df_value = evaluator(derivative(function.expr, function.variable), function.variable)
     if not (math.isfinite(requested) and x_min <= requested <= x_max):
         return teaching_x0(candidates, df_value, x_axis, y_axis)
     width = x_max - x_min
@@ -120,16 +120,17 @@ class Curves:
     hidden: tuple[float, float] | None = None  # where f oscillates too fast to draw
 
 
-def trace_curves(function: ParsedFunction, derivative: sympy.Expr, x_min: float, x_max: float) -> Curves:
+def trace_curves(function: ParsedFunction, slope: sympy.Expr, x_min: float, x_max: float) -> Curves:
+    """f and f' (`slope`) as drawn on [x_min, x_max]."""
     var = function.variable
-    f_value, df_value = evaluator(function.expr, var), evaluator(derivative, var)
+    f_value, df_value = evaluator(function.expr, var), evaluator(slope, var)
     features = find_features(function.expr, var, x_min, x_max)
     focus = (*features.zeros, *features.extrema, *features.inflections)
     f_curve = trace_curve(f_value, x_min, x_max, teaching_y_range(f_value, x_min, x_max, focus))
     df_curve = trace_curve(df_value, x_min, x_max)  # its whole robust range: any x0's slope stays on the axes
     hidden = too_fast(df_value, x_min, x_max)
     f_holes = removable_holes(function.expr, var, x_min, x_max, (f_curve.y_min, f_curve.y_max))
-    df_holes = removable_holes(derivative, var, x_min, x_max, (df_curve.y_min, df_curve.y_max))
+    df_holes = removable_holes(slope, var, x_min, x_max, (df_curve.y_min, df_curve.y_max))
     f_curve, f_dots = drawable(f_curve, x_min, x_max, f_holes, jump_ends(f_value, f_curve.breaks, x_min, x_max), hidden)
     df_curve, df_dots = drawable(df_curve, x_min, x_max, df_holes,
                                  jump_ends(df_value, df_curve.breaks, x_min, x_max), hidden)
@@ -181,8 +182,8 @@ def verify(slots: Slots) -> Verified:
             fixed["x_min"], fixed["x_max"] = choose_window(function)
             repairs.append(f"{problem} -> [{fixed['x_min']:g}, {fixed['x_max']:g}]")
 
-    derivative = sympy.diff(expr, function.variable)
-    curves = trace_curves(function, derivative, fixed["x_min"], fixed["x_max"])
+    slope = derivative(expr, function.variable)
+    curves = trace_curves(function, slope, fixed["x_min"], fixed["x_max"])
     f_curve, df_curve = curves.f, curves.df
     x0 = good_x0(slots.x0, function, curves)
     if x0 is None:
@@ -195,6 +196,6 @@ def verify(slots: Slots) -> Verified:
     fixed["x0"] = x0
     return Verified(
         slots=Slots(**fixed), requested=slots, repairs=tuple(repairs), function=function,
-        derivative=derivative, curves=curves,
+        derivative=slope, curves=curves,
     )
 
