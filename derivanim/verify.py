@@ -120,13 +120,19 @@ class Curves:
     hidden: tuple[float, float] | None = None  # where f oscillates too fast to draw
 
 
-def trace_curves(function: ParsedFunction, slope: sympy.Expr, x_min: float, x_max: float) -> Curves:
-    """f and f' (`slope`) as drawn on [x_min, x_max]."""
+def trace_curves(function: ParsedFunction, slope: sympy.Expr, x_min: float, x_max: float,
+                 x0: float = math.nan) -> Curves:
+    """f and f' (`slope`) as drawn on [x_min, x_max]; a requested x0 (not NaN) stays on f's y-range."""
     var = function.variable
     f_value, df_value = evaluator(function.expr, var), evaluator(slope, var)
     features = find_features(function.expr, var, x_min, x_max)
     focus = (*features.zeros, *features.extrema, *features.inflections)
-    f_curve = trace_curve(f_value, x_min, x_max, teaching_y_range(f_value, x_min, x_max, focus))
+    y_range = teaching_y_range(f_value, x_min, x_max, focus)
+    at_x0 = f_value(np.array([x0]))[0] if x_min <= x0 <= x_max else math.nan
+    if math.isfinite(at_x0) and not y_range[0] <= at_x0 <= y_range[1]:  # the point the user asked about
+        margin = 0.15 * (y_range[1] - y_range[0])
+        y_range = (min(y_range[0], at_x0 - margin), max(y_range[1], at_x0 + margin))
+    f_curve = trace_curve(f_value, x_min, x_max, y_range)
     df_curve = trace_curve(df_value, x_min, x_max)  # its whole robust range: any x0's slope stays on the axes
     hidden = too_fast(df_value, x_min, x_max)
     f_holes = removable_holes(function.expr, var, x_min, x_max, (f_curve.y_min, f_curve.y_max))
@@ -183,7 +189,7 @@ def verify(slots: Slots) -> Verified:
             repairs.append(f"{problem} -> [{fixed['x_min']:g}, {fixed['x_max']:g}]")
 
     slope = derivative(expr, function.variable)
-    curves = trace_curves(function, slope, fixed["x_min"], fixed["x_max"])
+    curves = trace_curves(function, slope, fixed["x_min"], fixed["x_max"], slots.x0)
     f_curve, df_curve = curves.f, curves.df
     x0 = good_x0(slots.x0, function, curves)
     if x0 is None:

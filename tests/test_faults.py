@@ -119,8 +119,7 @@ def test_missing_latex_is_exit_1_with_one_line_and_no_partial_files(tmp_path):
     assert "latex" in lines[0] and "log: " in lines[0]
     out = tmp_path / "out"
     assert leftovers(out) == []
-    assert sorted(p.name for p in out.iterdir()) == ["derivative.py", "derivative.render.log"]
-    compile((out / "derivative.py").read_text(), "derivative.py", "exec")  # the scene itself is whole
+    assert sorted(p.name for p in out.iterdir()) == ["x_2.render.log"]  # the scene is written only with its video
 
 
 # --- (c) disk full ----------------------------------------------------------------------------------------------
@@ -193,7 +192,8 @@ def test_two_renders_at_once_into_one_folder_keep_apart(tmp_path):
 @pytest.mark.slow
 def test_two_cli_runs_with_the_same_name_leave_one_whole_video(tmp_path):
     """The real scene, twice at once into the same folder under the same name: both succeed, and the
-    video left is one complete video (the later os.replace wins whole), beside one whole scene file."""
+    video left is one complete video (the later os.replace wins whole), beside one whole scene file and its
+    subtitles."""
     command = [sys.executable, "-m", "derivanim.cli", "make", "--quality", "l", "--filler", "rules", "-o", "out",
                "--", "x^2"]
     runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -201,11 +201,11 @@ def test_two_cli_runs_with_the_same_name_leave_one_whole_video(tmp_path):
     results = [(run.wait(timeout=600), *run.communicate()) for run in runs]
     for code, stdout, stderr in results:
         assert code == 0, stderr
-        assert "video: out/derivative.mp4" in stdout
+        assert "video: out/x_2.mp4" in stdout
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["derivative.mp4", "derivative.py"]
-    assert video_frames(out / "derivative.mp4") > 100  # eight phases at 15 fps: far more than 100 frames
-    compile((out / "derivative.py").read_text(), "derivative.py", "exec")
+    assert sorted(p.name for p in out.iterdir()) == ["x_2.mp4", "x_2.py", "x_2.srt"]
+    assert video_frames(out / "x_2.mp4") > 100  # eight phases at 15 fps: far more than 100 frames
+    compile((out / "x_2.py").read_text(), "x_2.py", "exec")
 
 
 # --- (e) Ctrl-C ----------------------------------------------------------------------------------------------
@@ -234,5 +234,4 @@ def test_ctrl_c_during_a_render_exits_130_and_leaves_no_partial_files(tmp_path):
     assert "Traceback" not in stderr
     time.sleep(1)  # anything Manim left running would write now
     assert leftovers(out) == []
-    assert sorted(p.name for p in out.iterdir()) == ["derivative.py"]  # the scene was whole before the render
-    compile((out / "derivative.py").read_text(), "derivative.py", "exec")
+    assert list(out.iterdir()) == []  # the scene is written only once its video is in place

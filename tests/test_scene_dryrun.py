@@ -179,9 +179,10 @@ def test_render_writes_one_playable_video(tmp_path):
     av = pytest.importorskip("av")
     out = tmp_path / "out"
     video = fill("x^2 - 2x", filler="rules").render(out, quality="l")
-    assert video == out / "derivative.mp4"
+    assert video == out / "x_2_minus_2x.mp4"
     assert video.is_file() and video.stat().st_size > 0
-    assert [path.name for path in out.iterdir()] == ["derivative.mp4"], "partial files or a log were left behind"
+    assert sorted(path.name for path in out.iterdir()) == ["x_2_minus_2x.mp4", "x_2_minus_2x.py", "x_2_minus_2x.srt"], \
+        "partial files or a log were left behind"
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         assert stream.height == 480
