@@ -12,6 +12,7 @@ import numpy as np
 import sympy
 
 from derivanim.calculus import Curve, evaluator
+from derivanim.teaching import grid_roots
 
 DECIMALS = 6  # what the scene's source keeps of a float
 HOLE_GAP = 0.004  # share of the window left undrawn either side of a hole; the open dot (radius ~1.2%) covers it
@@ -22,17 +23,15 @@ MIN_BRANCH = 0.04  # branches narrower than this share of the window are not swe
 
 
 def _denominator_zeros(expr: sympy.Expr, var: sympy.Symbol, low: float, high: float) -> list[float]:
-    """Real zeros in [low, high] of every polynomial that f divides by (x in sin(x)/x, x - 1 in (x^2-1)/(x-1))."""
+    """Zeros in [low, high] of everything f divides by (x in sin(x)/x, x - 1 in (x^2-1)/(x-1), sin(x) in
+    x/sin(x)): where a hole can be that no grid sample need hit."""
+    xs = np.linspace(low, high, 4001)
     zeros: set[float] = set()
     for power in expr.atoms(sympy.Pow):
         base, exponent = power.as_base_exp()
-        if not (exponent.is_number and exponent.is_negative and base.has(var) and base.is_polynomial(var)):
-            continue
-        try:
-            roots = sympy.Poly(base, var).nroots(n=15)
-        except (sympy.PolynomialError, sympy.polys.polyerrors.NoConvergence, ValueError):
-            continue
-        zeros.update(float(sympy.re(r)) for r in roots if abs(sympy.im(r)) < 1e-12 and low < sympy.re(r) < high)
+        if exponent.is_number and exponent.is_negative and base.has(var):
+            evaluate = evaluator(base, var)
+            zeros.update(x for x in grid_roots(evaluate, xs, evaluate(xs)) if low < x < high)
     return sorted(zeros)
 
 

@@ -71,7 +71,7 @@ class Axis:
         return [round(self.low + i * self.step, self.decimals + 2) for i in range(count + 1)]
 
 
-def _roots(evaluate, xs: np.ndarray, values: np.ndarray) -> list[float]:
+def grid_roots(evaluate, xs: np.ndarray, values: np.ndarray) -> list[float]:
     """Where sampled values change sign, refined by bisection; a sign change across a pole is not a root."""
     finite = np.isfinite(values)
     with np.errstate(over="ignore"):  # a product of two huge values only has to keep its sign
@@ -114,9 +114,9 @@ def find_features(expr: sympy.Expr, var: sympy.Symbol, low: float, high: float) 
     near = lambda x, xs_: any(abs(x - y) < 0.01 * width for y in xs_)  # noqa: E731
     corners = tuple(b for b in df_breaks if not near(b, f_breaks) and not near(b, edges) and np.isfinite(f(np.array([b]))[0]))
     return Features(
-        zeros=tuple(_roots(f, xs, ys)),
-        extrema=tuple(sorted({*_roots(df, xs, dys), *corners})),
-        inflections=tuple(x for x in _roots(ddf, xs, ddys) if not near(x, f_breaks)),
+        zeros=tuple(grid_roots(f, xs, ys)),
+        extrema=tuple(sorted({*grid_roots(df, xs, dys), *corners})),
+        inflections=tuple(x for x in grid_roots(ddf, xs, ddys) if not near(x, f_breaks)),
         breaks=tuple(f_breaks),
         corners=corners,
         edges=tuple(sorted(set(round(e, 9) for e in edges))),
@@ -143,9 +143,9 @@ def _half_width(expr: sympy.Expr, var: sympy.Symbol) -> float:
     return 4.0
 
 
-def is_trigonometric(expr: sympy.Expr, var: sympy.Symbol) -> bool:
-    """Whether f contains a trig function of x: its features repeat, and two periods are the window."""
-    return _half_width(expr, var) != 4.0
+def is_periodic(expr: sympy.Expr, var: sympy.Symbol) -> bool:
+    """Whether f holds a trig function of a linear argument: its features repeat, and two periods are the window."""
+    return _half_width(expr, var) >= 1.5 * float(sympy.pi)
 
 
 def natural_window(function: ParsedFunction) -> tuple[float, float]:
@@ -177,10 +177,10 @@ def natural_window(function: ParsedFunction) -> tuple[float, float]:
 
 
 def choose_window(function: ParsedFunction) -> tuple[float, float]:
-    """The window a teacher would show: the natural one for trig functions (two periods), else the stretch that
-    holds the features."""
+    """The window a teacher would show: the natural one for a periodic function (two periods), else the stretch
+    that holds the features."""
     natural = natural_window(function)
-    if is_trigonometric(function.expr, function.variable):
+    if is_periodic(function.expr, function.variable):
         return natural
     return teaching_window(function.expr, function.variable, natural)
 
@@ -204,11 +204,16 @@ def teaching_window(expr: sympy.Expr, var: sympy.Symbol, natural: tuple[float, f
     # Heights f reaches at its features, and next to its domain edges (x^x tends to 1 at 0).
     heights = evaluate(np.array([*features.zeros, *features.extrema, *features.inflections, *features.edges, np.nan]))
     heights = heights[np.isfinite(heights)]
-    limit = np.max(np.abs(heights)) + 3 * np.ptp(heights) if heights.size and np.ptp(heights) > 0 else math.inf
-    # A side on which f stays tame (x^2, atan(x), 1/x away from its pole) keeps the natural window's reach.
-    left, left_hit = _reach(evaluate, hull_low, -pad, limit)
-    right, right_hit = _reach(evaluate, hull_high, pad, limit)
-    left, right = (left if left_hit else min(left, natural[0])), (right if right_hit else max(right, natural[1]))
+    # How far f may run from the features' heights: six times their spread, or with one height only (x^2's 0),
+    # six times how far f moves one unit beyond the features.
+    beyond = evaluate(np.array([hull_low - 1.0, hull_high + 1.0]))
+    spread = np.ptp(heights) if heights.size > 1 else 0.0
+    if heights.size and spread == 0 and np.isfinite(beyond).any():
+        spread = float(np.nanmax(np.abs(beyond - heights[0])))
+    limit = np.max(np.abs(heights)) + 6 * spread if heights.size and spread > 0 else math.inf
+    # Each side reaches to the natural window's edge (or the padding, if further) unless f runs away first.
+    left = _reach(evaluate, hull_low, -max(pad, hull_low - natural[0]), limit, pad)
+    right = _reach(evaluate, hull_high, max(pad, natural[1] - hull_high), limit, pad)
     # Never past an edge where the domain ends (ln(x) starts at 0); a gap inside the features' hull stays
     # (sqrt(x^3 - x) lives on [-1, 0] and [1, oo): both are shown).
     step = 1e-6 * (high - low)
@@ -225,13 +230,15 @@ def teaching_window(expr: sympy.Expr, var: sympy.Symbol, natural: tuple[float, f
     return round_out(left, right)
 
 
-def _reach(evaluate, start: float, pad: float, limit: float) -> tuple[float, bool]:
-    """How far from `start` (by up to `pad`, at least a fifth of it) before |f| passes `limit`, and whether it did."""
-    xs = start + np.linspace(0, pad, 201)
+def _reach(evaluate, start: float, distance: float, limit: float, pad: float) -> float:
+    """How far from `start` (up to `distance`, signed, and at least a fifth of the padding) before |f| passes
+    `limit`."""
+    xs = start + np.linspace(0, distance, 401)
     beyond = np.flatnonzero(np.abs(evaluate(xs)) > limit)
     if not beyond.size:
-        return float(xs[-1]), False
-    return float(max(xs[beyond[0]], start + pad / 5) if pad > 0 else min(xs[beyond[0]], start + pad / 5)), True
+        return float(xs[-1])
+    least = start + math.copysign(pad / 5, distance)
+    return float(max(xs[beyond[0]], least) if distance > 0 else min(xs[beyond[0]], least))
 
 
 def teaching_y_range(evaluate, x_min: float, x_max: float, focus: tuple[float, ...]) -> tuple[float, float]:
@@ -265,10 +272,10 @@ def _span(axis) -> tuple[float, float]:
     return (axis.low, axis.high) if isinstance(axis, Axis) else tuple(axis)
 
 
-def relief(evaluate, x0: float, x_axis, y_axis) -> float:
-    """How much f rises and falls within a tenth of the window either side of x0, as a share of the y-axis."""
+def relief(evaluate, x0: float, x_axis, y_axis, reach: float = 0.1) -> float:
+    """How much f rises and falls within `reach` of the window either side of x0, as a share of the y-axis."""
     (x_low, x_high), (y_low, y_high) = _span(x_axis), _span(y_axis)
-    reach = 0.1 * (x_high - x_low)
+    reach = reach * (x_high - x_low)
     ys = evaluate(np.linspace(max(x_low, x0 - reach), min(x_high, x0 + reach), 81))
     ys = np.clip(ys[np.isfinite(ys)], y_low, y_high)
     return float((ys.max() - ys.min()) / (y_high - y_low)) if ys.size else 0.0
@@ -316,6 +323,7 @@ def teaching_x0(candidates: list[float], df_value, x_axis, y_axis) -> float | No
 
 MIN_RELIEF = 0.05  # of the y-axis that f must rise or fall near x0 for the secant and tangent to read
 MIN_SHOWN = 0.5  # of the window over which f must be drawn
+MIN_FEATURE_RELIEF = 0.04  # of the y-axis f must rise or fall within a quarter window of an extremum to show it
 
 
 @dataclass(frozen=True)
@@ -326,11 +334,12 @@ class Readability:
     relief: float  # f's rise and fall near x0, as a share of the y-axis
     shown: float  # share of the window over which f is drawn
     hidden_features: tuple[float, ...]  # extrema and inflection points in the window but off the y-axis
+    flat_extrema: tuple[float, ...]  # extrema whose hump or dip is too shallow to see at the y-axis' scale
 
     @property
     def readable(self) -> bool:
         return (is_readable_angle(self.angle) and self.relief >= MIN_RELIEF and self.shown >= MIN_SHOWN
-                and not self.hidden_features)
+                and not self.hidden_features and not self.flat_extrema)
 
     def problems(self) -> list[str]:
         found = []
@@ -342,12 +351,15 @@ class Readability:
             found.append(f"f drawn on {self.shown:.0%} of the window")
         if self.hidden_features:
             found.append("features off the y-axis at x = " + ", ".join(f"{x:.3g}" for x in self.hidden_features))
+        if self.flat_extrema:
+            found.append("extrema too shallow to see at x = " + ", ".join(f"{x:.3g}" for x in self.flat_extrema))
         return found
 
 
 def readability(plan, expr: sympy.Expr, var: sympy.Symbol) -> Readability:
     """The readability measure of a scene plan: the tangent's angle on screen, f's relief near x0, how much of
-    the window shows f, and which extrema and inflection points fall off the y-axis."""
+    the window shows f, which extrema and inflection points fall off the y-axis, and which extrema are too
+    shallow to see."""
     evaluate = evaluator(expr, var)
     features = find_features(expr, var, plan.x_min, plan.x_max)
     width = plan.x_max - plan.x_min
@@ -355,9 +367,12 @@ def readability(plan, expr: sympy.Expr, var: sympy.Symbol) -> Readability:
              if plan.x_min + 0.02 * width < x < plan.x_max - 0.02 * width and x not in features.corners]
     heights = evaluate(np.array(inner or [np.nan]))
     hidden = tuple(x for x, y in zip(inner, heights) if np.isfinite(y) and not plan.f_axis.low <= y <= plan.f_axis.high)
+    flat = tuple(x for x in features.extrema if x in inner and x not in hidden
+                 and relief(evaluate, x, plan.x_axis, plan.f_axis, reach=0.25) < MIN_FEATURE_RELIEF)
     return Readability(
         angle=screen_angle(plan.df_x0, plan.x_axis, plan.f_axis),
         relief=relief(evaluate, plan.x0, plan.x_axis, plan.f_axis),
         shown=sum(b - a for a, b in plan.f_segments) / width,
         hidden_features=hidden,
+        flat_extrema=flat,
     )
