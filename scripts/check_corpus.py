@@ -234,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             result["fill_ok"] = True
             try:
-                result["derivative_ok"], result["derivative_check"] = same_derivative(text, animation.derivative)
+                result["derivative_ok"], result["derivative_check"] = same_derivative(text, animation.derivative_sympy)
             except Exception as error:
                 result["derivative_check"] = f"{type(error).__name__}: {error}"
             if not result["derivative_ok"]:
-                result["reasons"].append(f"derivative {animation.derivative}: {result['derivative_check']}"[:300])
+                result["reasons"].append(f"derivative {animation.derivative_sympy}: {result['derivative_check']}"[:300])
             scenes[text] = Path(scratch) / f"scene_{i:03d}.py"
             scenes[text].write_text(animation.code)
         print(f"filled {len(scenes)} of {len(functions)} distinct functions in {time.time() - started:.0f} s", flush=True)

@@ -102,9 +102,9 @@ def test_fill_returns_slots_derivative_and_code(text):
     assert animation.slots.variable == str(parsed.variable) and animation.slots.name == parsed.name
     assert animation.filler == "rules"
     assert "class DerivativeVisualization(Scene)" in animation.code
-    # .derivative is our own SymPy printer's output, so reading it back with sympify is safe.
+    # .derivative_sympy is our own SymPy printer's output, so reading it back with sympify is safe.
     var = parsed.variable
-    derivative = sympy.sympify(animation.derivative, locals={str(var): var})
+    derivative = sympy.sympify(animation.derivative_sympy, locals={str(var): var})
     assert sympy.simplify(derivative - sympy.diff(parsed.expr, var)) == 0
 
 
