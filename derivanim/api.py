@@ -140,8 +140,19 @@ def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun
         raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
                                "or for a bare function use filler='rules' (--filler rules)")
     result = fill_slots(text, adapter_dir=adapter)
-    return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, forward_passes=result.forward_passes,
-                                  seconds=result.seconds)
+    return _taught_window(result.slots), ModelRun(emitted=result.emitted, tokens=result.tokens,
+                                                  forward_passes=result.forward_passes, seconds=result.seconds)
+
+
+def _taught_window(slots: Slots) -> Slots:
+    """The model's function, variable and name, with the window and x0 the rules filler chooses for that function: the
+    model learnt older teaching choices (fill() then puts in any the request writes). A function the rules filler
+    cannot read keeps the model's numbers, and verify says what is wrong."""
+    try:
+        taught = rules_slots(slots.function)
+    except InvalidInput:
+        return slots
+    return slots.model_copy(update={"x_min": taught.x_min, "x_max": taught.x_max, "x0": taught.x0})
 
 
 def _chosen_settings(x0, window) -> Settings:
@@ -226,15 +237,18 @@ def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None,
 
 
 def written_in(function: str, request: str) -> bool:
-    """Whether `function` stands in `request` as written, spaces and '*' aside.
+    """Whether `function` is one of the functions `request` writes (model_filler.written_functions: 'atan(x)' of
+    'derivative of atan(x)', never the 'tan(x)' inside it), spaces and '*' aside.
 
-    The model filler is trained to copy the function (every corpus instruction, in the paper's formats and in
-    paraphrases, contains its function), so a function it did not copy is probably one it made up.
+    The model filler copies one of those where there are any, so a function that is none of them is one the model
+    wrote from words, or made up.
     """
+    from derivanim.model_filler import written_functions  # light: the model stack loads only inside fill_slots
+
     def bare(text: str) -> str:
         return re.sub(r"[\s*]", "", text)
 
-    return bare(function) in bare(request)
+    return bare(function) in {bare(written) for written in written_functions(request)}
 
 
 def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun | None = None) -> Animation:

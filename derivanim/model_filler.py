@@ -26,6 +26,7 @@ The response is ASCII only: no π, −, ·, ×.
 
 import functools
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -43,6 +44,72 @@ MAX_NESTING = 3
 MAX_FUNCTION_CHARS = 100
 NUMBER_PATTERN = r"-?(0|[1-9][0-9]{0,4})(\.[0-9]{1,3})?"  # what prompts.format_number writes
 LETTER_PATTERN = r"[a-df-z]"  # Slots' pattern of variable and name
+
+
+# ----------------------------------------------------------------------------- the functions a request writes
+
+_START = re.compile(r"(?<![A-Za-z0-9.])[^\sA-Z]")  # where a function may begin: not inside a word or a number
+
+
+def _parse_ends(text: str, start: int) -> list[int]:
+    """Every end of a stretch of `text` from `start` that the expression grammar reads completely, shortest first."""
+    from lark.exceptions import UnexpectedInput
+
+    from derivanim.grammar import _parser
+
+    interactive, ends = _parser().parse_interactive(text[start:]), []
+    try:
+        for token in interactive.lexer_thread.lex(interactive.parser_state):
+            interactive.feed_token(token)
+            try:
+                interactive.copy().feed_eof()
+                ends.append(start + token.end_pos)
+            except UnexpectedInput:
+                pass
+    except UnexpectedInput:  # the lexer or the parser stops at the first thing it cannot read
+        pass
+    return ends
+
+
+def _function_at(text: str, start: int) -> str | None:
+    """The longest stretch of `text` from `start` that is a function of one variable: it ends at a word's end, and
+    it is not only letters ('x squared' gives no 'x', 'Teach a' no 'a'), a constant ('from 0.1 to 9') nor the variable
+    alone (the '(x)' of "f'(x)")."""
+    from derivanim.grammar import parse_function
+
+    for end in reversed(_parse_ends(text, start)):
+        stretch = text[start:end]
+        if (end < len(text) and text[end].isalnum()) or not re.search(r"[^A-Za-z\s]", stretch):
+            continue
+        try:
+            expr = parse_function(stretch).expr
+            if expr.free_symbols and not expr.is_Symbol:
+                return stretch
+        except InvalidInput:  # 'derivative of x^2' reads as d*e*r*...*x^2: many variables
+            continue
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def written_functions(request: str) -> tuple[str, ...]:
+    """The functions `request` writes, in order: every maximal stretch the expression grammar reads as a function
+    of one variable ('atan(x)', never the 'tan(x)' inside it), and the right side of a definition ('t^3 - 2t' of
+    'g(t) = t^3 - 2t'). Only the project's Lark grammar reads the text; nothing is evaluated."""
+    from derivanim.grammar import MAX_REQUEST_LENGTH
+
+    if not isinstance(request, str) or len(request) > MAX_REQUEST_LENGTH or not request.isprintable():
+        return ()
+    stretches = [(match.start(), match.start() + len(found)) for match in _START.finditer(request)
+                 if (found := _function_at(request, match.start())) is not None]
+    functions = []
+    for start, end in stretches:
+        if any(a <= start and end <= b and (a, b) != (start, end) for a, b in stretches):
+            continue  # inside a longer one: the x + 1 of (x + 1)^2
+        stretch = request[start:end]
+        functions.append(stretch)
+        if "=" in stretch:  # a definition: the grammar has no other '='
+            functions.append(stretch.split("=", 1)[1].strip())
+    return tuple(dict.fromkeys(functions))
 
 
 # ----------------------------------------------------------------------------- the constraint
@@ -112,12 +179,20 @@ def function_terminals(depth: int = MAX_NESTING) -> str:
     return "\n".join(lines)
 
 
-def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS) -> str:
+def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS,
+                  functions: tuple[str, ...] = ()) -> str:
     """The whole slots response as an llguidance Lark grammar: derivanim.prompts.format_slots' format.
 
     Keys in the order of Slots' fields, no whitespace, function as one terminal, numbers as format_number
-    writes them, letters as Slots allows them.
+    writes them, letters as Slots allows them. `functions` (the request's own, from written_functions): the
+    function terminal is exactly one of these strings, so the model copies one; none: any expression of the grammar.
     """
+    if functions:
+        function = " | ".join(json.dumps(text) for text in functions)
+        expressions = ""
+    else:
+        function = f"F_E{depth} & /.{{1,{max_function_chars}}}/"
+        expressions = function_terminals(depth)
     quoted = {"function": 'QUOTE FUNCTION QUOTE', "variable": "QUOTE LETTER QUOTE", "name": "QUOTE LETTER QUOTE"}
     parts = []
     for i, key in enumerate(Slots.model_fields):
@@ -127,10 +202,10 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
         "%llguidance {}",
         f"start: {' '.join(parts)} \"}}\"",
         'QUOTE: "\\""',
-        f"FUNCTION: F_E{depth} & /.{{1,{max_function_chars}}}/",
+        f"FUNCTION: {function}",
         f"LETTER: /{LETTER_PATTERN}/",
         f"NUMBER: /{NUMBER_PATTERN}/",
-        function_terminals(depth),
+        expressions,
     ]) + "\n"
 
 
@@ -145,11 +220,12 @@ def max_response_tokens(max_function_chars: int = MAX_FUNCTION_CHARS) -> int:
 class SlotsConstraint:
     """The response grammar compiled for one tokenizer; `accepts` checks a text against it."""
 
-    def __init__(self, tokenizer, depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS):
+    def __init__(self, tokenizer, depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS,
+                 functions: tuple[str, ...] = ()):
         import llguidance
         import llguidance.hf
 
-        self.grammar = slots_grammar(depth, max_function_chars)
+        self.grammar = slots_grammar(depth, max_function_chars, functions)
         self._llguidance = llguidance
         self.llg_tokenizer = llguidance.hf.from_tokenizer(tokenizer)
         self._spec = llguidance.LLMatcher.grammar_from_lark(self.grammar)
@@ -169,6 +245,16 @@ class SlotsConstraint:
 
 
 # ----------------------------------------------------------------------------- generation
+
+def slot_threads() -> int:
+    """torch's threads for slot filling: $DERIVANIM_THREADS, else 1. A 135M model decoding one token at a time is
+    faster on one thread than on two here, idle and even more so beside another busy process (the GUIDE's figures,
+    and scripts/benchmark_model.py --threads)."""
+    value = os.environ.get("DERIVANIM_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput(f"DERIVANIM_THREADS must be a whole number >= 1, not {value!r}")
+    return int(value)
+
 
 @dataclass(frozen=True)
 class ModelFill:
@@ -342,7 +428,8 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
 
 
 def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
-               max_new_tokens: int | None = None, int8: bool = False, draft: bool = True) -> ModelFill:
+               max_new_tokens: int | None = None, int8: bool = False, draft: bool = True,
+               threads: int | None = None) -> ModelFill:
     """Ask the model for the slots of `request` under constrained, greedy decoding.
 
     adapter_dir: a slots adapter from derivanim.train (on the base model it records); None uses
@@ -351,6 +438,8 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     the model with int8 weights (faster per token, but some greedy choices change: scripts/benchmark_model.py
     measures both). draft: check tokens copied from the request (RequestLookup) in one pass instead of one
     pass each; the output is the same either way, only the number of model passes differs.
+    Where the request writes functions (written_functions), the model chooses one of them, copied exactly.
+    threads: torch's threads while generating (default: slot_threads()); the process's setting is restored after.
     Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
     not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
     """
@@ -367,12 +456,20 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     # prompt's token ids exactly as in training (Outlines would re-tokenize the prompt text and add
     # special tokens), and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
+    functions = written_functions(request)
+    grammar = LLMatcher.grammar_from_lark(slots_grammar(functions=functions)) if functions else processor.grammar
+    longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
     started = time.perf_counter()
-    with torch.no_grad():
-        generated, passes = constrained_greedy(
-            model, ids, LLMatcher(processor.llg_tokenizer, processor.grammar), processor.llg_tokenizer.vocab_size,
-            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(), prefix,
-            RequestLookup(tokenizer, request) if draft else None)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads or slot_threads())
+    try:
+        with torch.no_grad():
+            generated, passes = constrained_greedy(
+                model, ids, LLMatcher(processor.llg_tokenizer, grammar), processor.llg_tokenizer.vocab_size,
+                tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), prefix,
+                RequestLookup(tokenizer, request) if draft else None)
+    finally:
+        torch.set_num_threads(threads_before)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
     try:

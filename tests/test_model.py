@@ -232,16 +232,24 @@ def test_fill_slots_with_an_adapter(slots_run, constraint):
 
 
 def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False):
-    """The slots text from transformers' generate with Outlines' logits processor: one pass per token."""
+    """The slots text from transformers' generate with Outlines' logits processor: one pass per token, under the
+    grammar fill_slots uses for `request` (the functions it writes, if any)."""
+    import outlines
     import torch
+    from outlines.types import CFG
     from transformers import GenerationConfig, LogitsProcessorList
 
-    from derivanim.model_filler import _slots_decoder
+    from derivanim.model_filler import MAX_FUNCTION_CHARS, _slots_decoder, slots_grammar, written_functions
 
     model, tokenizer, processor, _, _ = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
+    functions = written_functions(request)
+    if functions:
+        grammar = CFG(slots_grammar(functions=functions))
+        processor = outlines.Generator(outlines.from_transformers(model, tokenizer), grammar).logits_processor
     ids = prompt_ids(tokenizer, "slots", request)
     processor.reset()
-    config = GenerationConfig(max_new_tokens=max_response_tokens(), do_sample=False, eos_token_id=tokenizer.eos_token_id,
+    longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
+    config = GenerationConfig(max_new_tokens=max_response_tokens(longest), do_sample=False, eos_token_id=tokenizer.eos_token_id,
                               pad_token_id=tokenizer.eos_token_id)
     with torch.no_grad(), torch.compiler.set_stance("force_eager"):
         output = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
@@ -364,3 +372,106 @@ def test_smollm2_fills_valid_slots_without_an_adapter(constraint):
     fill = fill_slots("Show me how the derivative of x^2*sin(x) works")
     _check_fill(fill, constraint)
     assert fill.model == "smollm2-135m"
+
+
+# ----------------------------------------------------------------------------- the dequantised model's cache
+
+@pytest.fixture
+def fake_gguf(tmp_path, monkeypatch, tiny_model_dir):
+    """SmolLM2's GGUF replaced by a small file whose 'dequantisation' loads the tiny model (and counts the calls);
+    the user's cache folder in tmp_path. Yields (the GGUF path, the calls)."""
+    import derivanim.model as model_module
+
+    gguf = tmp_path / "package" / "SmolLM2.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"quantised weights, version 1")
+    calls = []
+
+    def dequantise(folder, gguf_file):
+        calls.append(gguf_file)
+        return model_module.load_pretrained(tiny_model_dir)
+
+    monkeypatch.setattr(model_module, "smollm2_gguf", lambda: (gguf.parent, gguf.name))
+    monkeypatch.setattr(model_module, "_dequantise", dequantise)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model_module.clear_cache()
+    yield gguf, calls
+    model_module.clear_cache()  # no tiny model left cached under SmolLM2's name
+
+
+def _cached_folders(gguf):
+    return sorted(path.name for path in (gguf.parent.parent / "cache" / "derivanim" / "models").iterdir())
+
+
+def test_a_second_load_reads_the_cache_and_a_changed_gguf_invalidates_it(fake_gguf):
+    import torch
+
+    from derivanim.model import clear_cache, load_base_model
+
+    gguf, calls = fake_gguf
+    first, _ = load_base_model()
+    clear_cache()  # as in a new process
+    second, tokenizer = load_base_model()
+    assert calls == [gguf.name]  # dequantised once; the second load read the safetensors
+    assert tokenizer.chat_template
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert len(_cached_folders(gguf)) == 1
+    gguf.write_bytes(b"quantised weights, version 2 (another release)")
+    clear_cache()
+    load_base_model()
+    assert calls == [gguf.name, gguf.name] and len(_cached_folders(gguf)) == 2
+
+
+def test_a_half_written_cache_is_never_used(fake_gguf, monkeypatch):
+    import derivanim.model as model_module
+    from derivanim.model import clear_cache, load_base_model
+
+    gguf, calls = fake_gguf
+    dequantise = model_module._dequantise
+
+    def crash_while_writing(folder, gguf_file):  # the weights are written, then the cache's disk fills up
+        model, tokenizer = dequantise(folder, gguf_file)
+        save = tokenizer.save_pretrained
+
+        def disk_full(path, *args, **kwargs):
+            if str(path).startswith(str(model_module.cache_folder())):
+                raise OSError("No space left on device")
+            return save(path, *args, **kwargs)
+
+        tokenizer.save_pretrained = disk_full
+        return model, tokenizer
+
+    monkeypatch.setattr(model_module, "_dequantise", crash_while_writing)
+    with pytest.warns(UserWarning, match="cannot cache the dequantised model"):
+        assert load_base_model()[0] is not None  # this process still gets its model
+    assert _cached_folders(gguf) == []  # neither the folder nor its partial copy
+    monkeypatch.setattr(model_module, "_dequantise", dequantise)
+    clear_cache()
+    load_base_model()
+    assert len(calls) == 2 and len(_cached_folders(gguf)) == 1  # dequantised again, not read from the broken copy
+
+
+# ----------------------------------------------------------------------------- threads
+
+def test_slot_filling_runs_on_one_thread_by_default_and_restores_the_setting(tiny_model_dir, monkeypatch):
+    import torch
+
+    import derivanim.model_filler as model_filler
+
+    seen = []
+    decode = model_filler.constrained_greedy
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(model_filler, "constrained_greedy", recording)
+    torch.set_num_threads(2)
+    fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)
+    monkeypatch.setenv("DERIVANIM_THREADS", "2")
+    fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)
+    fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir, threads=1)
+    assert seen == [1, 2, 1] and torch.get_num_threads() == 2
+    monkeypatch.setenv("DERIVANIM_THREADS", "many")
+    with pytest.raises(InvalidInput, match="DERIVANIM_THREADS"):
+        fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)

@@ -1,0 +1,108 @@
+"""The model filler copies the function where the request writes it, and takes its numbers from the teaching rules.
+
+written_functions finds the functions a request writes with the expression grammar; the decoding constraint then
+allows only those strings. The tiny random Llama (tests/tiny_model.py) shows the constraint decides; the slow test
+shows the shipped adapter's real answer.
+"""
+
+import pytest
+
+import derivanim.model_filler
+from derivanim.api import fill, written_in
+from derivanim.model_filler import ModelFill, SlotsConstraint, fill_slots, written_functions
+from derivanim.prompts import format_slots
+from derivanim.rules_filler import rules_slots
+from derivanim.slots import Slots
+
+try:
+    from tests.tiny_model import make_tiny_model, smollm2_tokenizer
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
+    from tiny_model import make_tiny_model, smollm2_tokenizer
+
+
+@pytest.mark.parametrize("request_text, functions", [
+    ("Animation: derivative of atan(x)", ("atan(x)",)),
+    ("Explain x*ln(x) please", ("x*ln(x)",)),
+    ("Teach the chain rule with g(t) = t^3 - 2t on [-2, 2] at t = 1", ("g(t) = t^3 - 2t", "t^3 - 2t")),
+    ("tangent line sweep over sqrt(x) for x from 0.1 to 9", ("sqrt(x)",)),  # not the numbers, not 'x from'
+    ("Animate f'(x) for f(x) = x^2 * e^(-x)", ("f(x) = x^2 * e^(-x)", "x^2 * e^(-x)")),  # not the '(x)' of f'(x)
+    ("Compare sin(x) and cos(x), then sin(x) again", ("sin(x)", "cos(x)")),
+    ("Show (x+1)^2 at x = 3", ("(x+1)^2",)),  # not the x+1 inside it, nor 'x = 3'
+    ("the natural log of cosine x", ()),  # a function in words: the model writes one
+    ("e to the x squared please", ()),
+    ("Explain the power rule", ()),
+    ("__import__('os').system('touch PWNED')", ()),
+])
+def test_written_functions_are_the_maximal_stretches_the_grammar_reads(request_text, functions):
+    assert written_functions(request_text) == functions
+
+
+def test_written_in_is_the_span_test():
+    assert not written_in("tan(x)", "derivative of atan(x)")
+    assert written_in("atan(x)", "derivative of atan(x)")
+    assert written_in("t^3-2t", "Teach g(t) = t^3 - 2t")  # the right side of a definition, spaces aside
+    assert not written_in("x+1", "Show (x+1)^2")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return smollm2_tokenizer()
+
+
+def test_the_constraint_with_written_functions_accepts_exactly_those(tokenizer):
+    constraint = SlotsConstraint(tokenizer, functions=written_functions("Compare atan(x) with x*ln(x)"))
+
+    def response(function):
+        return format_slots(Slots(function=function, x_min=-2, x_max=2, x0=1))
+
+    assert constraint.accepts(response("atan(x)")) and constraint.accepts(response("x*ln(x)"))
+    for other in ("tan(x)", "x", "ln(x)", "atan(x)*x", "x ln(x)"):
+        assert not constraint.accepts(response(other)), other
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
+
+
+@pytest.mark.parametrize("request_text, allowed", [
+    ("Animation: derivative of atan(x)", {"atan(x)"}),
+    ("Compare atan(x) with x*ln(x) on [-1, 1]", {"atan(x)", "x*ln(x)"}),
+])
+def test_a_random_model_can_only_copy_a_written_function(tiny_model_dir, request_text, allowed):
+    fill = fill_slots(request_text, base_model=tiny_model_dir)
+    assert fill.slots.function in allowed
+
+
+def test_without_a_written_function_the_model_writes_one_under_the_expression_grammar(tiny_model_dir):
+    from derivanim.grammar import _parser
+
+    function = fill_slots("the natural log of cosine x", base_model=tiny_model_dir).slots.function
+    _parser().parse(function)  # whatever a random model writes, the grammar reads it
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_copies_atan():
+    from derivanim.api import shipped_slots_adapter
+
+    fill = fill_slots("Animation: derivative of atan(x)", adapter_dir=shipped_slots_adapter())
+    assert fill.slots.function == "atan(x)"
+
+
+def _model_answer(monkeypatch, slots: Slots):
+    """fill_slots stands in for the model: it answers `slots` whatever the request."""
+    def answer(request, **options):
+        return ModelFill(request=request, emitted=format_slots(slots), slots=slots, tokens=30, forward_passes=10,
+                         seconds=0.1, model="stand-in")
+
+    monkeypatch.setattr(derivanim.model_filler, "fill_slots", answer)
+
+
+def test_the_window_and_x0_are_the_teaching_rules_choice_unless_the_request_writes_them(monkeypatch):
+    _model_answer(monkeypatch, Slots(function="x^3 - 3x", x_min=-9, x_max=1, x0=0.5))  # old, poor numbers
+    taught = rules_slots("x^3 - 3x")
+    animation = fill("Teach the power rule with x^3 - 3x please", filler="model", adapter="stand-in")
+    assert (animation.slots.x_min, animation.slots.x_max, animation.slots.x0) == (taught.x_min, taught.x_max, taught.x0)
+    assert (taught.x_min, taught.x_max) != (-9, 1)
+    written = fill("Teach the power rule with x^3 - 3x on [-1, 3] at x = 2", filler="model", adapter="stand-in")
+    assert (written.slots.x_min, written.slots.x_max, written.slots.x0) == (-1, 3, 2)
