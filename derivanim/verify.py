@@ -120,20 +120,29 @@ class Curves:
     hidden: tuple[float, float] | None = None  # where f oscillates too fast to draw
 
 
+def _holding(evaluate, x0: float, y_range: tuple[float, float], x_min: float, x_max: float) -> tuple[float, float]:
+    """The y-range grown to hold the curve's value at x0 (NaN: no x0 asked for), with a margin."""
+    at_x0 = evaluate(np.array([x0]))[0] if x_min <= x0 <= x_max else math.nan
+    if not math.isfinite(at_x0) or y_range[0] <= at_x0 <= y_range[1]:
+        return y_range
+    margin = 0.15 * (y_range[1] - y_range[0])
+    return min(y_range[0], at_x0 - margin), max(y_range[1], at_x0 + margin)
+
+
 def trace_curves(function: ParsedFunction, slope: sympy.Expr, x_min: float, x_max: float,
                  x0: float = math.nan) -> Curves:
-    """f and f' (`slope`) as drawn on [x_min, x_max]; a requested x0 (not NaN) stays on f's y-range."""
+    """f and f' (`slope`) as drawn on [x_min, x_max]; a requested x0 (not NaN) stays on both y-ranges."""
     var = function.variable
     f_value, df_value = evaluator(function.expr, var), evaluator(slope, var)
     features = find_features(function.expr, var, x_min, x_max)
-    focus = (*features.zeros, *features.extrema, *features.inflections)
-    y_range = teaching_y_range(f_value, x_min, x_max, focus)
-    at_x0 = f_value(np.array([x0]))[0] if x_min <= x0 <= x_max else math.nan
-    if math.isfinite(at_x0) and not y_range[0] <= at_x0 <= y_range[1]:  # the point the user asked about
-        margin = 0.15 * (y_range[1] - y_range[0])
-        y_range = (min(y_range[0], at_x0 - margin), max(y_range[1], at_x0 + margin))
-    f_curve = trace_curve(f_value, x_min, x_max, y_range)
-    df_curve = trace_curve(df_value, x_min, x_max)  # its whole robust range: any x0's slope stays on the axes
+    # Each axis shows its curve's features (f' is 0 at f's extrema and turns at f's inflections), and the point
+    # a user asked about.
+    f_range = _holding(f_value, x0, teaching_y_range(
+        f_value, x_min, x_max, (*features.zeros, *features.extrema, *features.inflections)), x_min, x_max)
+    df_range = _holding(df_value, x0, teaching_y_range(
+        df_value, x_min, x_max, (*features.extrema, *features.inflections)), x_min, x_max)
+    f_curve = trace_curve(f_value, x_min, x_max, f_range)
+    df_curve = trace_curve(df_value, x_min, x_max, df_range)
     hidden = too_fast(df_value, x_min, x_max)
     f_holes = removable_holes(function.expr, var, x_min, x_max, (f_curve.y_min, f_curve.y_max))
     df_holes = removable_holes(slope, var, x_min, x_max, (df_curve.y_min, df_curve.y_max))
