@@ -80,6 +80,22 @@ def _cache_path(gguf: Path) -> Path:
     return cache_folder() / "models" / f"{gguf.stem}-{_sha256(gguf, stat.st_size, stat.st_mtime_ns)[:16]}"
 
 
+def _save_dequantised(model, tokenizer, folder: Path) -> None:
+    """Write a dequantised model as float32 safetensors, with its configuration and tokenizer, for from_pretrained.
+
+    save_pretrained refuses a model read from GGUF (it is tagged as quantised), so the weights go through safetensors
+    directly (tied weights once) and the configuration without its GGUF tag.
+    """
+    from safetensors.torch import save_model
+
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    type(model.config).from_dict(config).save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
 @functools.cache
 def _dequantised_folder(gguf: Path, target: Path) -> Path:
     """`target` with the GGUF's model and tokenizer, written on first use: into a temporary folder beside it, renamed
@@ -91,21 +107,20 @@ def _dequantised_folder(gguf: Path, target: Path) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        model.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
+        _save_dequantised(model, tokenizer, partial)
         os.replace(partial, target)
         return target
     except OSError as error:
-        if partial is not None:
-            shutil.rmtree(partial, ignore_errors=True)
         if (target / "config.json").is_file():  # another process finished first
             return target
         warnings.warn(f"cannot cache the dequantised model in {target.parent} ({_first_line(error)}); "
                       "it is dequantised again in every process")
         scratch = Path(tempfile.mkdtemp(prefix="derivanim-model-"))
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
+        _save_dequantised(model, tokenizer, scratch)
         return scratch
+    finally:
+        if partial is not None and partial.exists():  # whatever stopped the write: after a rename it is gone
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _source(name_or_path: str, weights: bool = True) -> tuple[str, dict]:

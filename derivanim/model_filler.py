@@ -24,6 +24,7 @@ Why this constraint, with Outlines 1.3.3 and llguidance 1.9.1 as installed:
 The response is ASCII only: no π, −, ·, ×.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -256,6 +257,19 @@ def slot_threads() -> int:
     return int(value)
 
 
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """torch's intra-op threads set to `count` inside the block, and back to what they were after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class ModelFill:
     """What the model decided for one request: the raw text it emitted and the slots parsed from it."""
@@ -439,18 +453,25 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     measures both). draft: check tokens copied from the request (RequestLookup) in one pass instead of one
     pass each; the output is the same either way, only the number of model passes differs.
     Where the request writes functions (written_functions), the model chooses one of them, copied exactly.
-    threads: torch's threads while generating (default: slot_threads()); the process's setting is restored after.
+    threads: torch's threads while loading and generating (default: slot_threads()); the process's setting is
+    restored after.
     Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
     not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
     """
+    if not request or not request.strip():
+        raise InvalidInput("the request is empty")
+    adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
+    with torch_threads(threads or slot_threads()):  # loading too: merging the adapter took 6.4 s on 2, 0.3 s on 1
+        return _fill(request, adapter, base_model, max_new_tokens, int8, draft)
+
+
+def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tokens: int | None, int8: bool,
+          draft: bool) -> ModelFill:
     import torch
     from llguidance import LLMatcher
 
     from derivanim.prompts import prompt_ids
 
-    if not request or not request.strip():
-        raise InvalidInput("the request is empty")
-    adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
     model, tokenizer, processor, description, prefix = _slots_decoder(base_model, adapter, int8)
     # Outlines compiled the constraint (its llguidance grammar and tokenizer); decoding starts from the
     # prompt's token ids exactly as in training (Outlines would re-tokenize the prompt text and add
@@ -460,16 +481,11 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     grammar = LLMatcher.grammar_from_lark(slots_grammar(functions=functions)) if functions else processor.grammar
     longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
     started = time.perf_counter()
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads or slot_threads())
-    try:
-        with torch.no_grad():
-            generated, passes = constrained_greedy(
-                model, ids, LLMatcher(processor.llg_tokenizer, grammar), processor.llg_tokenizer.vocab_size,
-                tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), prefix,
-                RequestLookup(tokenizer, request) if draft else None)
-    finally:
-        torch.set_num_threads(threads_before)
+    with torch.no_grad():
+        generated, passes = constrained_greedy(
+            model, ids, LLMatcher(processor.llg_tokenizer, grammar), processor.llg_tokenizer.vocab_size,
+            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), prefix,
+            RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
     try:

@@ -2,7 +2,7 @@
 with the free-form baseline's token count for the same requests (the length of the scene it must write).
 
     .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N]
-                                                [--variants fp32,fp32-undrafted,int8]
+                                                [--variants fp32,fp32-undrafted,int8] [--threads N] [--burners N]
 
 Each variant runs every set, one after the other in the same process, so they are compared on the same machine
 at the same time: fp32 (the default: the weights as trained, function tokens drafted from the request and
@@ -12,16 +12,20 @@ open; the same output), int8 (dynamic int8 linear layers, drafted).
 Accuracy: the model's (verified) function equals the row's intended function numerically, on the corpus's
 test split (the paper's instruction formats) and on the paraphrase corpus's test split (functions and
 phrasings the model never saw). Writes reports/model-benchmark.json.
+
+--threads sets torch's threads while generating (default: fill_slots' own, 1); --burners N runs N processes that
+keep a core busy each beside the measurement, as a web server rendering videos would.
 """
 
 import argparse
 import json
+import multiprocessing
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +35,7 @@ from derivanim.errors import InvalidInput
 from derivanim.evaluate import same_function
 from derivanim.grammar import parse_function
 from derivanim.model import load_tokenizer
-from derivanim.model_filler import fill_slots
+from derivanim.model_filler import fill_slots, slot_threads
 
 
 # Requests in phrasings that appear in no template of the corpus (nor its paraphrases), with the function meant.
@@ -119,7 +123,8 @@ def markdown_table(report: dict) -> str:
 
 
 def show(report: dict) -> None:
-    table = Table(title=f"Model filler: {report['adapter']} ({report['torch_threads']} torch threads)")
+    table = Table(title=f"Model filler: {report['adapter']} ({report['torch_threads']} torch threads, "
+                        f"{report.get('burners', 0)} busy processes beside it)")
     for column in COLUMNS:
         table.add_column(column, justify="right")
     for row in table_rows(report):
@@ -134,6 +139,8 @@ def main() -> int:
                         help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads while generating (default: 1)")
+    parser.add_argument("--burners", type=int, default=0, help="busy processes beside the measurement (default: 0)")
     parser.add_argument("--out", default="reports/model-benchmark.json", help="the report; its table goes beside it (.md)")
     parser.add_argument("--table-only", action="store_true", help="rewrite the .md table from the report at --out")
     args = parser.parse_args()
@@ -141,12 +148,25 @@ def main() -> int:
     if args.table_only:
         report = json.loads(out.read_text())
     else:
-        report = run(args)
+        burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.burners)]
+        for burner in burners:
+            burner.start()
+        try:
+            report = run(args)
+        finally:
+            for burner in burners:
+                burner.terminate()
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
     show(report)
     out.with_suffix(".md").write_text(markdown_table(report))
     return 0
+
+
+def burn() -> None:
+    """Keep one core busy until terminated."""
+    while True:
+        pass
 
 
 def run(args) -> dict:
@@ -160,13 +180,14 @@ def run(args) -> dict:
     sets["novel phrasings (hand-written)"] = novel_rows()
     variants, load_seconds = {}, {}
     for variant in args.variants.split(","):
-        options = VARIANTS[variant]
+        options = VARIANTS[variant] | {"threads": args.threads}
         started = time.perf_counter()
         fill_slots("Show the derivative of x^2", adapter_dir=adapter, **options)  # warm-up: loading is not latency
         load_seconds[variant] = time.perf_counter() - started
         variants[variant] = {name: measure(rows[: args.limit], adapter, tokenizer, options) for name, rows in sets.items()}
-    return {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": torch.get_num_threads(),
-            "command": " ".join(sys.argv), "variants": variants}
+    return {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": args.threads or slot_threads(),
+            "burners": args.burners, "load_average": os.getloadavg(), "command": " ".join(sys.argv),
+            "variants": variants}
 
 
 if __name__ == "__main__":

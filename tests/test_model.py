@@ -475,3 +475,20 @@ def test_slot_filling_runs_on_one_thread_by_default_and_restores_the_setting(tin
     monkeypatch.setenv("DERIVANIM_THREADS", "many")
     with pytest.raises(InvalidInput, match="DERIVANIM_THREADS"):
         fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_smollm2_from_the_cache_is_the_gguf_model(tmp_path, monkeypatch):
+    import torch
+
+    import derivanim.model as model_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model_module.clear_cache()
+    try:
+        cached, _ = model_module.load_pretrained()  # dequantised, written to the cache, read back from it
+        assert [path.name for path in (tmp_path / "derivanim" / "models").iterdir()]
+        direct, _ = model_module._dequantise(*model_module.smollm2_gguf())
+        assert all(torch.equal(a, b) for a, b in zip(cached.state_dict().values(), direct.state_dict().values()))
+    finally:
+        model_module.clear_cache()
