@@ -21,7 +21,8 @@ PERIODIC = (sympy.sin, sympy.cos, sympy.sec, sympy.csc)
 POLE_PERIODIC = (sympy.tan, sympy.cot)
 DOMAIN_SCANS = (10.0, 50.0)  # where to look for the domain when it is not near 0
 READABLE = 1e4  # |f| that most of a window may reach
-SCAN_HALF_WIDTH = 10.0  # features are looked for this far either side of the natural window's centre
+SCAN_HALF_WIDTH = 10.0
+OVERFLOW = 1e12  # |f| beyond which a value beside a gap means overflow, not the end of the domain  # features are looked for this far either side of the natural window's centre
 FEATURE_SAMPLES = 4001
 MIN_WIDTH, MAX_WIDTH = 2.0, 16.0
 AXES_SIZE = (5.8, 4.4)  # screen units of each panel's axes (x_length, y_length); the template draws them so
@@ -77,7 +78,10 @@ def grid_roots(evaluate, xs: np.ndarray, values: np.ndarray) -> list[float]:
     with np.errstate(over="ignore"):  # a product of two huge values only has to keep its sign
         crossing = np.flatnonzero(finite[:-1] & finite[1:] & (np.sign(values[:-1]) * np.sign(values[1:]) < 0))
     scale = float(np.percentile(np.abs(values[finite]), 80)) if finite.any() else 1.0
-    roots = [float(x) for x in xs[(values == 0) & finite]]
+    # A sample that is exactly 0 is a root when both neighbours are not (e^(x^3) underflows to 0 far left).
+    zero = (values == 0) & finite
+    isolated = zero & ~np.concatenate(([True], zero[:-1])) & ~np.concatenate((zero[1:], [True]))
+    roots = [float(x) for x in xs[isolated]]
     for i in crossing:
         low, high, sign_low = xs[i], xs[i + 1], np.sign(values[i])
         for _ in range(50):
@@ -105,7 +109,8 @@ def find_features(expr: sympy.Expr, var: sympy.Symbol, low: float, high: float) 
     # An edge ends a stretch of the domain at a gap of several samples: one undefined sample is a hole or a pole
     # (sin(x)/x at 0), and x^x's isolated values at negative integers are no domain.
     gaps = [(a, b) for a, b in runs(~np.isfinite(ys)) if b - a >= 2 or a == 0 or b == len(xs) - 1]
-    finite, ok = np.isfinite(ys), np.isfinite
+    # Where f only overflows (e^(x^3) past x = 8.9) its domain does not end: an edge has a moderate value beside it.
+    finite, ok = np.isfinite(ys) & (np.abs(ys) < OVERFLOW), np.isfinite
     edges = [bisect_edge(f, xs[a - 1], xs[a], ok) for a, _ in gaps if a >= 20 and finite[a - 20:a].all()]
     edges += [bisect_edge(f, xs[b + 1], xs[b], ok) for _, b in gaps if b + 21 <= len(xs) and finite[b + 1:b + 21].all()]
     f_breaks = trace_curve(f, low, high).breaks
@@ -208,7 +213,7 @@ def teaching_window(expr: sympy.Expr, var: sympy.Symbol, natural: tuple[float, f
     # six times how far f moves one unit beyond the features.
     beyond = evaluate(np.array([hull_low - 1.0, hull_high + 1.0]))
     spread = np.ptp(heights) if heights.size > 1 else 0.0
-    if heights.size and spread == 0 and np.isfinite(beyond).any():
+    if heights.size and spread <= 1e-9 * (1 + np.max(np.abs(heights))) and np.isfinite(beyond).any():
         spread = float(np.nanmax(np.abs(beyond - heights[0])))
     limit = np.max(np.abs(heights)) + 6 * spread if heights.size and spread > 0 else math.inf
     # Each side reaches to the natural window's edge (or the padding, if further) unless f runs away first.

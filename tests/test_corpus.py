@@ -89,7 +89,8 @@ def test_equivalent_functions_are_caught_by_form_or_value():
 
 def test_functions_nobody_can_read_are_not_usable():
     assert catalog.usable("x^2*sin(x)")
-    for text in ("sin(2*e^(4*x + 2) + 1)", "e^(x^3)", "e^(6*e^(x/2 + 3))", "cos(3*x^7 + 11*x^6 + 10*x^4 + 8*x^3)"):
+    assert catalog.usable("e^(x^3)")  # readable since the window stops where f runs away ([-1.5, 1.5])
+    for text in ("sin(2*e^(4*x + 2) + 1)", "e^(6*e^(x/2 + 3))", "cos(3*x^7 + 11*x^6 + 10*x^4 + 8*x^3)"):
         assert not catalog.usable(text), text  # f' or the axes run away, or the graph is a smear of wiggles
 
 
