@@ -139,20 +139,16 @@ def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun
     if adapter is None:
         raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
                                "or for a bare function use filler='rules' (--filler rules)")
-    result = fill_slots(text, adapter_dir=adapter)
-    return _taught_window(result.slots), ModelRun(emitted=result.emitted, tokens=result.tokens,
-                                                  forward_passes=result.forward_passes, seconds=result.seconds)
+    result = fill_slots(text, adapter_dir=adapter, numbers=teaching_numbers)
+    return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, forward_passes=result.forward_passes,
+                                  seconds=result.seconds)
 
 
-def _taught_window(slots: Slots) -> Slots:
-    """The model's function, variable and name, with the window and x0 the rules filler chooses for that function: the
-    model learnt older teaching choices (fill() then puts in any the request writes). A function the rules filler
-    cannot read keeps the model's numbers, and verify says what is wrong."""
-    try:
-        taught = rules_slots(slots.function)
-    except InvalidInput:
-        return slots
-    return slots.model_copy(update={"x_min": taught.x_min, "x_max": taught.x_max, "x0": taught.x0})
+def teaching_numbers(function: str) -> tuple[float, float, float]:
+    """The window and x0 the rules filler chooses for the model's function: the model decides function, variable and
+    name only, because it learnt older teaching choices (fill() then puts in any the request writes)."""
+    taught = rules_slots(function)
+    return taught.x_min, taught.x_max, taught.x0
 
 
 def _chosen_settings(x0, window) -> Settings:

@@ -96,13 +96,13 @@ def _save_dequantised(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-@functools.cache
-def _dequantised_folder(gguf: Path, target: Path) -> Path:
-    """`target` with the GGUF's model and tokenizer, written on first use: into a temporary folder beside it, renamed
-    into place only when complete (a crash or a concurrent writer never leaves a half-written folder under its name)."""
+def _cached_folder(target: Path, build) -> Path:
+    """`target`, a from_pretrained folder with the (model, tokenizer) that `build()` returns, written on first use: into
+    a temporary folder beside it, renamed into place only when complete (a crash or a concurrent writer never leaves a
+    half-written folder under its name). Where the cache cannot be written, a temporary folder for this process."""
     if (target / "config.json").is_file():
         return target
-    model, tokenizer = _dequantise(gguf.parent, gguf.name)
+    model, tokenizer = build()
     partial = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -113,14 +113,20 @@ def _dequantised_folder(gguf: Path, target: Path) -> Path:
     except OSError as error:
         if (target / "config.json").is_file():  # another process finished first
             return target
-        warnings.warn(f"cannot cache the dequantised model in {target.parent} ({_first_line(error)}); "
-                      "it is dequantised again in every process")
+        warnings.warn(f"cannot cache the model in {target.parent} ({_first_line(error)}); "
+                      "it is prepared again in every process")
         scratch = Path(tempfile.mkdtemp(prefix="derivanim-model-"))
         _save_dequantised(model, tokenizer, scratch)
         return scratch
     finally:
         if partial is not None and partial.exists():  # whatever stopped the write: after a rename it is gone
             shutil.rmtree(partial, ignore_errors=True)
+
+
+@functools.cache
+def _dequantised_folder(gguf: Path, target: Path) -> Path:
+    """`target` with the GGUF's model and tokenizer, dequantised on first use."""
+    return _cached_folder(target, lambda: _dequantise(gguf.parent, gguf.name))
 
 
 def _source(name_or_path: str, weights: bool = True) -> tuple[str, dict]:
@@ -206,15 +212,11 @@ def adapter_info(path: str | Path) -> dict:
     return {"task": None, "base_model": config.get("base_model_name_or_path")}
 
 
-@functools.cache
-def _cached_adapter(folder: str, base_model: str | None, dtype):
+def _merge(folder: str, base_name: str, dtype):
+    """(model, tokenizer): the adapter in `folder` merged into a fresh copy of its base model."""
     _require("peft", "peft")
     from peft import PeftModel
 
-    info = adapter_info(folder)
-    base_name = base_model or info.get("base_model")
-    if not base_name:
-        raise ModelUnavailable(f"the adapter at {folder} does not record its base model; pass base_model=")
     # A fresh base, not the cached one: merging the adapter rewrites the base's weights.
     model, tokenizer = load_pretrained(base_name, dtype)
     try:
@@ -226,7 +228,29 @@ def _cached_adapter(folder: str, base_model: str | None, dtype):
     model.eval()
     if (Path(folder) / "tokenizer_config.json").is_file():
         tokenizer = load_tokenizer(folder)  # the tokenizer as trained: same template, same pad token
-    return model, tokenizer, info
+    return model, tokenizer
+
+
+def _merged_path(folder: str, dtype) -> Path:
+    """Where an adapter merged into SmolLM2 is cached: keyed by the GGUF's hash and every file of the adapter."""
+    gguf_folder, gguf_file = smollm2_gguf()
+    digests = [_cache_path(gguf_folder / gguf_file).name] + [_sha256(path, path.stat().st_size, path.stat().st_mtime_ns)
+                             for path in sorted(Path(folder).iterdir()) if path.is_file()]
+    key = hashlib.sha256(" ".join(digests).encode()).hexdigest()[:16]
+    return cache_folder() / "adapters" / f"{Path(folder).name}-{key}-{str(dtype).removeprefix('torch.')}"
+
+
+@functools.cache
+def _cached_adapter(folder: str, base_model: str | None, dtype):
+    info = adapter_info(folder)
+    base_name = base_model or info.get("base_model")
+    if not base_name:
+        raise ModelUnavailable(f"the adapter at {folder} does not record its base model; pass base_model=")
+    if base_name != DEFAULT_BASE_MODEL:  # a folder or a hub id: its weights have no hash to key a cache by
+        return *_merge(folder, base_name, dtype), info
+    # SmolLM2's merge is cached like its dequantisation: a cold process then needs neither, nor PEFT's import.
+    merged = _cached_folder(_merged_path(folder, dtype), lambda: _merge(folder, base_name, dtype))
+    return *load_pretrained(str(merged), dtype), info
 
 
 def load_adapter(path: str | Path, base_model: str | None = None, dtype=None):

@@ -22,6 +22,10 @@ Why this constraint, with Outlines 1.3.3 and llguidance 1.9.1 as installed:
   random walks through the compiled constraint); what it does not check is meaning (one variable,
   agreeing with `variable`), which derivanim.verify checks and repairs.
 The response is ASCII only: no π, −, ·, ×.
+
+Where the request writes functions ("Animation: derivative of atan(x)"), the function terminal is instead the
+alternation of exactly those strings (written_functions: found with the project's Lark grammar), so the model
+chooses which one and copies it exactly; a function in words gets the general terminal above.
 """
 
 import contextlib
@@ -30,6 +34,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,12 +186,13 @@ def function_terminals(depth: int = MAX_NESTING) -> str:
 
 
 def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS,
-                  functions: tuple[str, ...] = ()) -> str:
+                  functions: tuple[str, ...] = (), numbers: bool = True) -> str:
     """The whole slots response as an llguidance Lark grammar: derivanim.prompts.format_slots' format.
 
     Keys in the order of Slots' fields, no whitespace, function as one terminal, numbers as format_number
     writes them, letters as Slots allows them. `functions` (the request's own, from written_functions): the
     function terminal is exactly one of these strings, so the model copies one; none: any expression of the grammar.
+    numbers=False: the response closes after the name (function, variable and name only).
     """
     if functions:
         function = " | ".join(json.dumps(text) for text in functions)
@@ -196,7 +202,7 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
         expressions = function_terminals(depth)
     quoted = {"function": 'QUOTE FUNCTION QUOTE', "variable": "QUOTE LETTER QUOTE", "name": "QUOTE LETTER QUOTE"}
     parts = []
-    for i, key in enumerate(Slots.model_fields):
+    for i, key in enumerate(key for key in Slots.model_fields if numbers or key in quoted):
         opening = "{" if i == 0 else ","
         parts.append(json.dumps(f'{opening}"{key}":') + " " + quoted.get(key, "NUMBER"))
     return "\n".join([
@@ -443,7 +449,8 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
 
 def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
                max_new_tokens: int | None = None, int8: bool = False, draft: bool = True,
-               threads: int | None = None) -> ModelFill:
+               threads: int | None = None, numbers: Callable[[str], tuple[float, float, float]] | None = None
+               ) -> ModelFill:
     """Ask the model for the slots of `request` under constrained, greedy decoding.
 
     adapter_dir: a slots adapter from derivanim.train (on the base model it records); None uses
@@ -454,7 +461,8 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     pass each; the output is the same either way, only the number of model passes differs.
     Where the request writes functions (written_functions), the model chooses one of them, copied exactly.
     threads: torch's threads while loading and generating (default: slot_threads()); the process's setting is
-    restored after.
+    restored after. numbers: given the model's function, (x_min, x_max, x0) chosen elsewhere (the rules filler's
+    teaching choice); the model then writes function, variable and name only, and stops.
     Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
     not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
     """
@@ -462,11 +470,11 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
         raise InvalidInput("the request is empty")
     adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
     with torch_threads(threads or slot_threads()):  # loading too: merging the adapter took 6.4 s on 2, 0.3 s on 1
-        return _fill(request, adapter, base_model, max_new_tokens, int8, draft)
+        return _fill(request, adapter, base_model, max_new_tokens, int8, draft, numbers)
 
 
 def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tokens: int | None, int8: bool,
-          draft: bool) -> ModelFill:
+          draft: bool, numbers: Callable[[str], tuple[float, float, float]] | None) -> ModelFill:
     import torch
     from llguidance import LLMatcher
 
@@ -478,7 +486,10 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     # special tokens), and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
     functions = written_functions(request)
-    grammar = LLMatcher.grammar_from_lark(slots_grammar(functions=functions)) if functions else processor.grammar
+    # Outlines compiled the general grammar once; any other is small, or compiles lazily, in well under a millisecond
+    general = not functions and numbers is None
+    grammar = processor.grammar if general else LLMatcher.grammar_from_lark(
+        slots_grammar(functions=functions, numbers=numbers is None))
     longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
     started = time.perf_counter()
     with torch.no_grad():
@@ -489,7 +500,13 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
     try:
-        slots = Slots.model_validate_json(emitted)
+        if numbers is None:
+            slots = Slots.model_validate_json(emitted)
+        else:
+            chosen = json.loads(emitted)
+            slots = Slots(**chosen, **dict(zip(("x_min", "x_max", "x0"), numbers(chosen["function"]))))
+    except json.JSONDecodeError:
+        raise InvalidInput(f"the model's output is not valid slots (it ends too early): {emitted[:200]!r}") from None
     except ValidationError as error:
         raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
     return ModelFill(request=request, emitted=emitted, slots=slots, tokens=len(generated), forward_passes=passes,

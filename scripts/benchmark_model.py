@@ -7,7 +7,8 @@ with the free-form baseline's token count for the same requests (the length of t
 Each variant runs every set, one after the other in the same process, so they are compared on the same machine
 at the same time: fp32 (the default: the weights as trained, function tokens drafted from the request and
 checked in one pass), fp32-undrafted (the same without drafts: one model pass per token the grammar leaves
-open; the same output), int8 (dynamic int8 linear layers, drafted).
+open; the same output), int8 (dynamic int8 linear layers, drafted), fp32-taught-numbers (as derivanim.fill asks:
+the model writes function, variable and name, the rules filler's teaching choice the window and x0).
 
 Accuracy: the model's (verified) function equals the row's intended function numerically, on the corpus's
 test split (the paper's instruction formats) and on the paraphrase corpus's test split (functions and
@@ -29,7 +30,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from derivanim.api import build_animation, shipped_slots_adapter
+from derivanim.api import build_animation, shipped_slots_adapter, teaching_numbers
 from derivanim.corpus import load_corpus
 from derivanim.errors import InvalidInput
 from derivanim.evaluate import same_function
@@ -72,7 +73,9 @@ def novel_rows():
                 slots=rules_slots(f), code="") for request, f in NOVEL]
 
 
-VARIANTS = {"fp32": {}, "fp32-undrafted": {"draft": False}, "int8": {"int8": True}}  # fill_slots options
+# fill_slots options
+VARIANTS = {"fp32": {}, "fp32-undrafted": {"draft": False}, "int8": {"int8": True},
+            "fp32-taught-numbers": {"numbers": teaching_numbers}}
 
 
 def measure(rows, adapter, tokenizer, options: dict) -> dict:

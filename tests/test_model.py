@@ -442,13 +442,36 @@ def test_a_half_written_cache_is_never_used(fake_gguf, monkeypatch):
         return model, tokenizer
 
     monkeypatch.setattr(model_module, "_dequantise", crash_while_writing)
-    with pytest.warns(UserWarning, match="cannot cache the dequantised model"):
+    with pytest.warns(UserWarning, match="cannot cache the model"):
         assert load_base_model()[0] is not None  # this process still gets its model
     assert _cached_folders(gguf) == []  # neither the folder nor its partial copy
     monkeypatch.setattr(model_module, "_dequantise", dequantise)
     clear_cache()
     load_base_model()
     assert len(calls) == 2 and len(_cached_folders(gguf)) == 1  # dequantised again, not read from the broken copy
+
+
+def test_an_adapter_merged_into_smollm2_is_cached_by_the_hashes_of_both(fake_gguf, slots_run, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    import derivanim.model as model_module
+
+    adapter = shutil.copytree(slots_run.out_dir, tmp_path / "adapter")
+    merges = []
+    merge = model_module._merge
+    monkeypatch.setattr(model_module, "_merge", lambda *args: merges.append(args) or merge(*args))
+    first = model_module.load_adapter(adapter, base_model="smollm2-135m")[0]
+    model_module.clear_cache()
+    second = model_module.load_adapter(adapter, base_model="smollm2-135m")[0]
+    assert len(merges) == 1  # the second process read the merged model, without PEFT
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    info = adapter / "derivanim_adapter.json"
+    info.write_text(info.read_text().replace("{", '{"retrained": true, ', 1))
+    model_module.clear_cache()
+    model_module.load_adapter(adapter, base_model="smollm2-135m")
+    assert len(merges) == 2
 
 
 # ----------------------------------------------------------------------------- threads

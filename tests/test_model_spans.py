@@ -81,6 +81,15 @@ def test_without_a_written_function_the_model_writes_one_under_the_expression_gr
     _parser().parse(function)  # whatever a random model writes, the grammar reads it
 
 
+def test_given_numbers_the_model_stops_after_the_name(tiny_model_dir):
+    full = fill_slots("Compare atan(x) with x*ln(x) on [-1, 1]", base_model=tiny_model_dir)
+    short = fill_slots("Compare atan(x) with x*ln(x) on [-1, 1]", base_model=tiny_model_dir,
+                       numbers=lambda function: (-2.5, 4.0, len(function)))
+    assert short.emitted == full.emitted.split(',"x_min"')[0] + "}"  # the same choices, then no numbers
+    assert (short.slots.x_min, short.slots.x_max, short.slots.x0) == (-2.5, 4.0, len(short.slots.function))
+    assert short.forward_passes < full.forward_passes
+
+
 @pytest.mark.slow
 def test_the_shipped_adapter_copies_atan():
     from derivanim.api import shipped_slots_adapter
@@ -90,9 +99,11 @@ def test_the_shipped_adapter_copies_atan():
 
 
 def _model_answer(monkeypatch, slots: Slots):
-    """fill_slots stands in for the model: it answers `slots` whatever the request."""
-    def answer(request, **options):
-        return ModelFill(request=request, emitted=format_slots(slots), slots=slots, tokens=30, forward_passes=10,
+    """fill_slots stands in for the model: it answers `slots` whatever the request, with the numbers it is given."""
+    def answer(request, numbers=None, **options):
+        chosen = slots if numbers is None else slots.model_copy(
+            update=dict(zip(("x_min", "x_max", "x0"), numbers(slots.function))))
+        return ModelFill(request=request, emitted=format_slots(chosen), slots=chosen, tokens=30, forward_passes=10,
                          seconds=0.1, model="stand-in")
 
     monkeypatch.setattr(derivanim.model_filler, "fill_slots", answer)
