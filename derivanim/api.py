@@ -112,11 +112,15 @@ _WORD = re.compile(r"[A-Za-z]{3,}")
 
 
 def looks_like_words(text: str) -> bool:
-    """A request in words ('Teach the product rule with x*sin(x)') rather than a function with a typo
-    ('sin(x', 'floor(x)') or a phrasing with one ('derivative of __import__('os')'): at least two words that are
-    neither function names nor words of the request grammar."""
-    ours = FUNCTIONS.keys() | request_words()
-    return sum(word.lower() not in ours for word in _WORD.findall(text)) >= 2
+    """A request in words ('Teach the product rule with x*sin(x)', 'Animation: derivative of atan(x)') rather
+    than a function with a typo ('sin(x', 'floor(x)') or a phrasing with one ('derivative of __import__('os')'):
+    at least two words that are neither function names nor words of the request grammar, or two words that are
+    not function names beside a function written as the grammar reads it."""
+    from derivanim.model_filler import written_functions  # grammar only: no model is loaded
+
+    words = [word for word in _WORD.findall(text) if word.lower() not in FUNCTIONS]
+    others = [word for word in words if word.lower() not in request_words()]
+    return len(others) >= 2 or (len(words) >= 2 and bool(written_functions(text)))
 
 
 def shipped_slots_adapter() -> Path | None:

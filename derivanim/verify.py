@@ -121,11 +121,14 @@ class Curves:
 
 
 def _holding(evaluate, x0: float, y_range: tuple[float, float], x_min: float, x_max: float) -> tuple[float, float]:
-    """The y-range grown to hold the curve's value at x0 (NaN: no x0 asked for), with a margin."""
+    """The y-range grown to hold the curve's value at x0 (NaN: no x0 asked for), with a margin; not for a value
+    far beyond it (tan(x) at pi/2 is 1.6e16, a pole: x0 is repaired instead)."""
     at_x0 = evaluate(np.array([x0]))[0] if x_min <= x0 <= x_max else math.nan
-    if not math.isfinite(at_x0) or y_range[0] <= at_x0 <= y_range[1]:
+    span = y_range[1] - y_range[0]
+    if not math.isfinite(at_x0) or y_range[0] <= at_x0 <= y_range[1] or not (
+            y_range[0] - 10 * span <= at_x0 <= y_range[1] + 10 * span):
         return y_range
-    margin = 0.15 * (y_range[1] - y_range[0])
+    margin = 0.15 * span
     return min(y_range[0], at_x0 - margin), max(y_range[1], at_x0 + margin)
 
 

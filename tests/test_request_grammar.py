@@ -254,3 +254,17 @@ def test_cli_invalid_values_exit_2_with_one_line(tmp_path, args, words):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert all(word in lines[0] for word in words), lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("Animation: derivative of atan(x)", True),  # two words beside a written function: a request for the model
+    ("Teach the product rule with x*sin(x)", True),
+    ("derivative of __import__('os')", False),  # no function written: the grammar's one-line refusal
+    ("floor(x)", False),
+    ("derivative of floor(x)", False),
+    ("sin(x", False),
+])
+def test_what_counts_as_a_request_in_words(text, words):
+    from derivanim.api import looks_like_words
+
+    assert looks_like_words(text) is words
