@@ -316,6 +316,7 @@ TRAIN_EXAMPLES = """examples:
   derivanim train --task slots --out runs/slots                        LoRA on SmolLM2-135M, data/corpus
   derivanim train --task slots --data runs/corpus-paraphrase --epochs 2 --lora-r 8 --out runs/slots
   derivanim train --task freeform --out runs/freeform --quantize 4bit  the baseline; QLoRA where CUDA is
+  derivanim train --resume runs/freeform                              continue a stopped run where it stopped
   derivanim train --task slots --base-model deepseek-ai/deepseek-coder-1.3b-base --out runs/ds-slots
   accelerate launch -m derivanim.train --task slots --out runs/slots   several GPUs or nodes
 """

@@ -11,30 +11,77 @@ What it gets right that the paper's fine-tuning got wrong:
   and a pad token distinct from EOS is used when the tokenizer has one;
 - no silent truncation: a row whose prompt + response + EOS exceeds max_length is dropped, counted
   and reported (training_log.json: "truncation");
-- a fixed seed for weights, dropout and data order.
+- a fixed seed for weights, dropout and data order; batches hold rows of similar length (little padding).
 
-Output folder: the PEFT adapter (adapter_model.safetensors, adapter_config.json), the tokenizer,
-training_log.json, loss_curve.png and derivanim_adapter.json (task, base model, hyperparameters,
-data hash, training time).
+Every setting lives in TrainConfig; the command line's options are made from its fields.
+
+A run can be stopped at any time and resumed (`resume=True`, `derivanim train --resume OUT`) with the
+same result as an uninterrupted run: each epoch's batch order is a function of (seed, epoch), and a
+checkpoint holds the LoRA weights, the optimizer, schedule and RNG states, and the place in the data.
+
+Output folder OUT:
+- the PEFT adapter (adapter_model.safetensors, adapter_config.json), the tokenizer, training_log.json,
+  loss_curve.png and derivanim_adapter.json (task, base model, the TrainConfig, data hash, training time),
+  written when the run ends;
+- train_config.json (the TrainConfig) from the start, and training_log.json and loss_curve.png rewritten
+  at every checkpoint, so a long run can be watched;
+- epoch-K/: the adapter after epoch K, a complete adapter folder like OUT itself;
+- checkpoints/: the latest step checkpoint (every checkpoint_every optimizer steps) and one per epoch end.
 """
 
 import argparse
 import hashlib
 import json
 import math
+import shutil
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 
-from derivanim.errors import ModelUnavailable
+from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.model import ADAPTER_INFO, DEFAULT_BASE_MODEL, load_pretrained
-from derivanim.prompts import Task, check_task, prompt_ids, response_text
+from derivanim.prompts import TASKS, Task, check_task, prompt_ids, response_text
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # Llama attention + MLP
 IGNORE = -100  # label of a position that carries no loss
+CONFIG_FILE = "train_config.json"
+CHECKPOINTS = "checkpoints"
+
+
+# ----------------------------------------------------------------------------- settings
+
+def _setting(default=MISSING, **option):
+    """A TrainConfig field; `option` holds the argparse keywords of its --option (help, type, choices)."""
+    return field(default=default, metadata=option)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run. Saved in full beside every adapter and checkpoint."""
+
+    task: Task = _setting(choices=TASKS, help="slots: JSON slots (template-fill); freeform: the whole scene (the baseline)")
+    base_model: str = _setting(DEFAULT_BASE_MODEL, help="smollm2-135m (offline), a Hugging Face id or a local folder")
+    epochs: int = _setting(3, type=int, help="passes over the training rows")
+    lora_r: int = _setting(16, type=int, help="LoRA rank")
+    lora_alpha: int = _setting(32, type=int, help="LoRA scale numerator (the update is scaled by alpha/r)")
+    lora_dropout: float = _setting(0.05, type=float, help="dropout on the LoRA input")
+    lr: float = _setting(2e-4, type=float, help="peak learning rate (linear warmup, cosine decay to lr/10)")
+    batch_size: int = _setting(8, type=int, help="rows per forward pass (micro-batch)")
+    grad_accum: int = _setting(1, type=int, help="micro-batches per optimizer step (effective batch = batch size x this)")
+    max_length: int | None = _setting(None, type=int, help="longest prompt + response in tokens; longer rows are dropped "
+                                                           "(default: the model's context)")
+    seed: int = _setting(0, type=int, help="seed of the LoRA weights, dropout and data order")
+    quantize: str | None = _setting(None, choices=["4bit"], help="QLoRA (NF4) on CUDA; full-precision LoRA on CPU")
+    warmup_steps: int | None = _setting(None, type=int, help="learning-rate warmup in optimizer steps (default: 3%%)")
+    weight_decay: float = _setting(0.0, type=float, help="AdamW weight decay")
+    max_steps: int | None = _setting(None, type=int, help="stop after N optimizer steps (a short run; the schedule "
+                                                          "is fitted to N)")
+    log_every: int = _setting(10, type=int, help="log the training loss every N optimizer steps")
+    checkpoint_every: int = _setting(25, type=int, help="checkpoint every N optimizer steps (0: only at epoch ends)")
 
 
 # ----------------------------------------------------------------------------- data
@@ -51,12 +98,12 @@ def load_rows(rows_or_path, split: str | None = None) -> list[dict]:
     return rows
 
 
-def data_hash(*row_lists: list[dict]) -> str:
-    """A short fingerprint of the training data, so an adapter says exactly what it learned from."""
+def data_hash(task: Task, *row_lists: list[dict]) -> str:
+    """A short fingerprint of what an adapter learned from: each row's instruction and the task's response."""
     digest = hashlib.sha256()
     for rows in row_lists:
         for row in rows:
-            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+            digest.update(json.dumps([row["instruction"], response_text(task, row)], ensure_ascii=False).encode())
         digest.update(b"\x00")
     return digest.hexdigest()[:16]
 
@@ -119,6 +166,28 @@ def encode_rows(tokenizer, task: Task, rows: list[dict], max_length: int, name: 
     return kept, report
 
 
+LENGTH_GROUP_BATCHES = 50  # rows are sorted by length within windows of this many batches (as HF's LengthGroupedSampler)
+
+
+def length_grouped_batches(lengths: list[int], batch_size: int, seed: int | None = None, epoch: int = 0) -> list[list[int]]:
+    """Batches of example indices whose rows have similar lengths, so little of a batch is padding.
+
+    With a seed, the rows are shuffled first and the batches after, both from (seed, epoch) alone: the
+    order is random but reproducible, and a resumed run sees the same batches. Without one, the batches
+    are in length order (for evaluation).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng([seed, epoch]) if seed is not None else None
+    order = list(rng.permutation(len(lengths))) if rng else list(range(len(lengths)))
+    window = batch_size * LENGTH_GROUP_BATCHES
+    batches = []
+    for start in range(0, len(order), window):
+        by_length = sorted(order[start:start + window], key=lambda index: lengths[index], reverse=True)
+        batches += [[int(i) for i in by_length[i:i + batch_size]] for i in range(0, len(by_length), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))] if rng else batches
+
+
 def choose_pad_token(tokenizer) -> None:
     """Pad with a token other than EOS when the tokenizer has one (e.g. SmolLM2's <|endoftext|>).
 
@@ -155,33 +224,17 @@ class TrainResult:
     seconds: float
 
 
-def train(
-    task: Task,
-    rows_train,
-    rows_val,
-    base_model: str = DEFAULT_BASE_MODEL,
-    out_dir: str | Path = "runs/adapter",
-    epochs: int = 3,
-    lora_r: int = 16,
-    lora_alpha: int = 32,
-    lora_dropout: float = 0.05,
-    lr: float = 2e-4,
-    batch_size: int = 8,
-    grad_accum: int = 1,
-    max_length: int | None = None,
-    seed: int = 0,
-    quantize: str | None = None,
-    log_every: int = 10,
-    max_steps: int | None = None,
-    warmup_steps: int | None = None,
-    weight_decay: float = 0.0,
-    progress: bool = True,
-) -> TrainResult:
-    """Train a LoRA adapter for `task` on corpus rows (lists of dicts or .jsonl paths) and save it in out_dir.
+def train(config: TrainConfig | Task, rows_train, rows_val, out_dir: str | Path = "runs/adapter", *,
+          resume: bool = False, stop_after: int | None = None, progress: bool = True, **settings) -> TrainResult:
+    """Train a LoRA adapter on corpus rows (lists of dicts or .jsonl paths) and save it in out_dir.
+
+    config: a TrainConfig, or the task's name with any other settings as keywords
+    (`train("slots", rows, [], epochs=2)`). resume=True continues from the latest checkpoint in
+    out_dir/checkpoints (from the start when there is none); the config and data must be the run's own.
+    stop_after=N ends this call right after optimizer step N, saving nothing more: what a kill there leaves.
 
     quantize="4bit" trains QLoRA (NF4, double quantisation, paged 8-bit AdamW) on a CUDA GPU; without
-    CUDA it says so and trains full-precision LoRA. max_length (prompt + response + EOS, in tokens)
-    defaults to the model's context length; longer rows are dropped and reported. max_steps stops early.
+    CUDA it says so and trains full-precision LoRA.
     """
     import torch
     from accelerate import Accelerator
@@ -190,141 +243,175 @@ def train(
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    task = check_task(task)
-    if quantize not in (None, "4bit"):
-        raise ValueError(f"quantize must be None or '4bit', not {quantize!r}")
+    config = TrainConfig(task=config, **settings) if isinstance(config, str) else replace(config, **settings)
+    check_task(config.task)
+    if config.quantize not in (None, "4bit"):
+        raise ValueError(f"quantize must be None or '4bit', not {config.quantize!r}")
     out_dir = Path(out_dir)
+    if not resume and latest_checkpoint(out_dir):
+        raise InvalidInput(f"{out_dir} holds the checkpoints of a run: resume it (--resume {out_dir}) or choose another output folder")
     started = time.time()
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    use_4bit = quantize == "4bit" and cuda
-    accelerator = Accelerator(gradient_accumulation_steps=grad_accum, mixed_precision="bf16" if bf16 and not use_4bit else "no")
+    use_4bit = config.quantize == "4bit" and cuda
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 and not use_4bit else "no")
     say = accelerator.print
-    set_seed(seed)
-    if quantize == "4bit" and not cuda:
+    set_seed(config.seed)
+    if config.quantize == "4bit" and not cuda:
         say("quantize='4bit': QLoRA (bitsandbytes NF4) needs a CUDA GPU and none is available; "
             "falling back to full-precision LoRA on CPU")
 
     # --- model and tokenizer
     if use_4bit:
-        model, tokenizer = _load_4bit(base_model, accelerator)
+        model, tokenizer = _load_4bit(config.base_model, accelerator)
     else:
-        model, tokenizer = load_pretrained(base_model, dtype=torch.float32)
+        model, tokenizer = load_pretrained(config.base_model, dtype=torch.float32)
     # Batches are padded to their longest row, so the default limit costs nothing: the model's context.
-    max_length = max_length or getattr(model.config, "max_position_embeddings", None) or 4096
+    max_length = config.max_length or getattr(model.config, "max_position_embeddings", None) or 4096
     choose_pad_token(tokenizer)
     tokenizer.padding_side = "right"
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False
     model = get_peft_model(model, LoraConfig(
-        r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=LORA_TARGETS,
-        bias="none", task_type="CAUSAL_LM",
+        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=LORA_TARGETS, bias="none", task_type="CAUSAL_LM",
     ))
     trainable, total = model.get_nb_trainable_parameters()
-    say(f"{base_model}: {total / 1e6:.1f}M parameters, {trainable / 1e6:.2f}M trainable (LoRA r={lora_r})")
+    say(f"{config.base_model}: {total / 1e6:.1f}M parameters, {trainable / 1e6:.2f}M trainable (LoRA r={config.lora_r})")
 
     # --- data
     rows_train, rows_val = load_rows(rows_train), load_rows(rows_val)
-    train_examples, train_report = encode_rows(tokenizer, task, rows_train, max_length, "train", say)
-    val_examples, val_report = encode_rows(tokenizer, task, rows_val, max_length, "val", say)
+    train_examples, train_report = encode_rows(tokenizer, config.task, rows_train, max_length, "train", say)
+    val_examples, val_report = encode_rows(tokenizer, config.task, rows_val, max_length, "val", say)
     if not train_examples:
         raise ValueError(f"no training row fits in max_length={max_length}")
-    outside = _outside_constraint(tokenizer, task, rows_train)
+    outside = _outside_constraint(tokenizer, config.task, rows_train)
     if outside:
         say(f"warning: {len(outside)} training responses are outside the decoding constraint, e.g. {outside[0]!r}")
-    pad_collate = partial(collate, pad_id=tokenizer.pad_token_id)
-    train_loader = DataLoader(train_examples, batch_size=batch_size, shuffle=True, collate_fn=pad_collate,
-                              generator=torch.Generator().manual_seed(seed))
-    val_loader = DataLoader(val_examples, batch_size=batch_size, shuffle=False, collate_fn=pad_collate)
+    train_lengths = [len(example.input_ids) for example in train_examples]
+    val_loader = DataLoader(val_examples, collate_fn=partial(collate, pad_id=tokenizer.pad_token_id),
+                            batch_sampler=length_grouped_batches([len(e.input_ids) for e in val_examples], config.batch_size))
 
     # --- optimizer and schedule
     parameters = [p for p in model.parameters() if p.requires_grad]
     if use_4bit:
         import bitsandbytes as bnb
 
-        raw_optimizer = bnb.optim.PagedAdamW8bit(parameters, lr=lr, weight_decay=weight_decay)
+        raw_optimizer = bnb.optim.PagedAdamW8bit(parameters, lr=config.lr, weight_decay=config.weight_decay)
     else:
-        raw_optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, raw_optimizer, train_loader, val_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / grad_accum)  # this process's share of the batches
-    total_steps = min(epochs * steps_per_epoch, max_steps or sys.maxsize)
-    warmup_steps = warmup_steps if warmup_steps is not None else max(1, round(0.03 * total_steps))
+        raw_optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    model, optimizer, val_loader = accelerator.prepare(model, raw_optimizer, val_loader)
+    # Each process takes every n-th batch; all take the same number, so they step together.
+    batches_per_process = len(length_grouped_batches(train_lengths, config.batch_size, config.seed)) // accelerator.num_processes
+    steps_per_epoch = math.ceil(batches_per_process / config.grad_accum)
+    total_steps = min(config.epochs * steps_per_epoch, config.max_steps or sys.maxsize)
+    warmup_steps = config.warmup_steps if config.warmup_steps is not None else max(1, round(0.03 * total_steps))
     # Stepped by hand once per optimizer step, so its clock is optimizer steps on any number of processes.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        raw_optimizer, lambda s: learning_rate(s, total_steps, lr, warmup_steps) / lr)
+        raw_optimizer, lambda s: learning_rate(s, total_steps, config.lr, warmup_steps) / config.lr)
 
-    # --- the loop
-    log = {"task": task, "base_model": base_model, "steps": [], "epochs": [],
-           "truncation": {"train": train_report, "val": val_report}, "outside_constraint": len(outside)}
-    step, window, train_seconds = 0, [], 0.0
-    bar = tqdm(total=total_steps, desc=f"train {task}", disable=not (progress and accelerator.is_local_main_process))
-    for epoch in range(1, epochs + 1):
-        model.train()
-        epoch_started, epoch_losses = time.time(), []
-        for batch in train_loader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_value = accelerator.reduce(loss.detach(), "mean").item()
-            window.append(loss_value)
-            epoch_losses.append(loss_value)
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
+    # --- where the run stands: from the start, or from the latest checkpoint
+    hash_of_data = data_hash(config.task, rows_train, rows_val)
+    run = {"step": 0, "epoch": 1, "epoch_step": 0, "train_seconds": 0.0,
+           "window": {"losses": [], "tokens": 0, "seconds": 0.0}, "epoch_losses": [],
+           "log": {"task": config.task, "base_model": config.base_model, "steps": [], "epochs": [],
+                   "truncation": {"train": train_report, "val": val_report}, "outside_constraint": len(outside)}}
+    checkpoint = latest_checkpoint(out_dir) if resume else None
+    if checkpoint:
+        run = load_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, scheduler, config, hash_of_data)
+        say(f"resuming from {checkpoint} (optimizer step {run['step']} of {total_steps})")
+    elif resume:
+        say(f"no checkpoint in {out_dir / CHECKPOINTS}: starting from step 0")
+    log, window = run["log"], run["window"]
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    def adapter_info() -> dict:
+        """derivanim_adapter.json: what this adapter is and how it was made."""
+        hyperparameters = {**asdict(config), "lora_targets": LORA_TARGETS, "max_length": max_length,
+                           "warmup_steps": warmup_steps, "quantize": "4bit" if use_4bit else None,
+                           "quantize_requested": config.quantize, "processes": accelerator.num_processes}
+        epochs = log["epochs"]
+        return {"task": config.task, "base_model": config.base_model, "hyperparameters": hyperparameters,
+                "data_hash": hash_of_data, "train_rows": len(train_examples), "val_rows": len(val_examples),
+                "steps": run["step"], "epoch": epochs[-1]["epoch"] if epochs else 0,
+                "train_seconds": round(run["train_seconds"], 2),
+                "final_val_loss": epochs[-1]["val_loss"] if epochs else None,
+                "device": "cuda" if cuda else "cpu", "versions": _versions()}
+
+    def checkpoint_now(name: str) -> None:
+        if accelerator.is_main_process:
+            save_checkpoint(out_dir, name, accelerator.unwrap_model(model), optimizer, scheduler, run, config, hash_of_data)
+        accelerator.wait_for_everyone()
+
+    # --- the loop: epochs of optimizer steps, each step grad_accum micro-batches
+    model.train()
+    bar = tqdm(total=total_steps, initial=run["step"], desc=f"train {config.task}",
+               disable=not (progress and accelerator.is_local_main_process))
+    while run["epoch"] <= config.epochs and run["step"] < total_steps:
+        epoch = run["epoch"]
+        batches = length_grouped_batches(train_lengths, config.batch_size, config.seed, epoch)
+        mine = batches[accelerator.process_index::accelerator.num_processes][:batches_per_process]
+        steps = [mine[i:i + config.grad_accum] for i in range(0, len(mine), config.grad_accum)]
+        for micro_batches in steps[run["epoch_step"]:]:  # those already taken in this epoch are skipped
+            step_started, step_losses = time.time(), []
+            for i, indices in enumerate(micro_batches):
+                batch = {k: v.to(accelerator.device) for k, v in collate([train_examples[j] for j in indices], tokenizer.pad_token_id).items()}
+                last = i == len(micro_batches) - 1
+                with nullcontext() if last else accelerator.no_sync(model):  # gradients are exchanged once per step
+                    loss = model(**batch).loss
+                    accelerator.backward(loss / len(micro_batches))
+                step_losses.append(accelerator.reduce(loss.detach(), "mean").item())
+                window["tokens"] += int(batch["attention_mask"].sum())
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            run["step"] += 1
+            run["epoch_step"] += 1
+            seconds = time.time() - step_started
+            run["train_seconds"] += seconds
+            window["seconds"] += seconds
+            window["losses"] += step_losses
+            run["epoch_losses"] += step_losses
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            if step % log_every == 0 or step == total_steps:
-                entry = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
-                         "train_loss": sum(window) / len(window)}
-                log["steps"].append(entry)
-                window = []
-            if step >= total_steps:
+            bar.set_postfix(loss=f"{step_losses[-1]:.4f}")
+            if run["step"] % config.log_every == 0 or run["step"] == total_steps:
+                log["steps"].append({"step": run["step"], "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+                                     "train_loss": sum(window["losses"]) / len(window["losses"]),
+                                     "tokens_per_second": round(window["tokens"] / window["seconds"], 1)})
+                window.update(losses=[], tokens=0, seconds=0.0)
+            if config.checkpoint_every and run["step"] % config.checkpoint_every == 0:
+                checkpoint_now(f"step-{run['step']:06d}")
+            if run["step"] == stop_after:
+                bar.close()
+                return TrainResult(out_dir=out_dir, log=log, seconds=time.time() - started)
+            if run["step"] >= total_steps:
                 break
-        train_seconds += time.time() - epoch_started
+        # --- the epoch's end: validation loss, the epoch's adapter, a checkpoint
         val_loss = evaluate(model, val_loader, accelerator) if val_examples else None
-        log["epochs"].append({"epoch": epoch, "step": step, "train_loss": sum(epoch_losses) / max(1, len(epoch_losses)),
-                              "val_loss": val_loss, "seconds": round(time.time() - epoch_started, 2)})
+        epoch_losses = run["epoch_losses"]
+        log["epochs"].append({"epoch": epoch, "step": run["step"], "train_loss": sum(epoch_losses) / max(1, len(epoch_losses)),
+                              "val_loss": val_loss, "train_seconds": round(run["train_seconds"], 2)})
         say(f"epoch {epoch}: train loss {log['epochs'][-1]['train_loss']:.4f}"
             + ("" if val_loss is None else f", val loss {val_loss:.4f}"))
-        if step >= total_steps:
-            break
+        run.update(epoch=epoch + 1, epoch_step=0, epoch_losses=[])
+        if accelerator.is_main_process:
+            _write_folder(out_dir / f"epoch-{epoch}",
+                          lambda folder: save_adapter(accelerator.unwrap_model(model), tokenizer, folder, log, adapter_info()))
+        checkpoint_now(f"epoch-{epoch}")
     bar.close()
-    seconds = time.time() - started
-    log["seconds"] = round(seconds, 2)
-    log["seconds_per_step"] = round(train_seconds / max(1, step), 3)  # training only, evaluation excluded
+    log["seconds"] = round(run["train_seconds"], 2)  # this run's training time, across resumes; evaluation excluded
+    log["seconds_per_step"] = round(run["train_seconds"] / max(1, run["step"]), 3)
 
     # --- save
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        hyperparameters = {
-            "epochs": epochs, "lora_r": lora_r, "lora_alpha": lora_alpha, "lora_dropout": lora_dropout,
-            "lora_targets": LORA_TARGETS, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
-            "max_length": max_length, "seed": seed, "quantize": "4bit" if use_4bit else None,
-            "quantize_requested": quantize, "max_steps": max_steps, "warmup_steps": warmup_steps,
-            "weight_decay": weight_decay, "processes": accelerator.num_processes,
-        }
-        save_adapter(accelerator.unwrap_model(model), tokenizer, out_dir, log, {
-            "task": task,
-            "base_model": base_model,
-            "hyperparameters": hyperparameters,
-            "data_hash": data_hash(rows_train, rows_val),
-            "train_rows": len(train_examples),
-            "val_rows": len(val_examples),
-            "steps": step,
-            "train_seconds": round(seconds, 2),
-            "final_val_loss": log["epochs"][-1]["val_loss"] if log["epochs"] else None,
-            "device": "cuda" if cuda else "cpu",
-            "versions": _versions(),
-        })
+        save_adapter(accelerator.unwrap_model(model), tokenizer, out_dir, log, adapter_info())
         say(f"saved the adapter to {out_dir}")
-    return TrainResult(out_dir=out_dir, log=log, seconds=seconds)
+    return TrainResult(out_dir=out_dir, log=log, seconds=time.time() - started)
 
 
 def evaluate(model, loader, accelerator) -> float:
@@ -344,16 +431,87 @@ def evaluate(model, loader, accelerator) -> float:
     return (total_loss / total_tokens.clamp(min=1)).item()
 
 
+# ----------------------------------------------------------------------------- saving and resuming
+
+def _write_folder(folder: Path, write) -> None:
+    """Call write(temporary_folder), then rename it to `folder`: a kill mid-write leaves the old one whole."""
+    temporary, previous = folder.with_name(f".writing-{folder.name}"), folder.with_name(f".previous-{folder.name}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    write(temporary)
+    if folder.exists():
+        folder.rename(previous)
+    temporary.rename(folder)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
 def save_adapter(model, tokenizer, out_dir: Path, log: dict, info: dict) -> None:
     """Adapter weights + config, tokenizer, training log, loss curve and derivanim_adapter.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for config in model.peft_config.values():
         config.base_model_name_or_path = info["base_model"]  # the name derivanim loads, not a local GGUF folder
-    model.save_pretrained(out_dir)
+    # LoRA leaves the embeddings alone; saying so spares PEFT a hub lookup of the base model's config.
+    model.save_pretrained(out_dir, save_embedding_layers=False)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
     (out_dir / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    plot_losses(log, out_dir / "loss_curve.png")
+    save_log(log, out_dir)
+
+
+def save_log(log: dict, folder: Path) -> None:
+    (folder / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
+    plot_losses(log, folder / "loss_curve.png")
+
+
+def save_checkpoint(out_dir: Path, name: str, model, optimizer, scheduler, run: dict, config: TrainConfig,
+                    hash_of_data: str) -> None:
+    """out_dir/checkpoints/NAME: LoRA weights, optimizer, schedule and RNG states, and `run` (where the run
+    stands: step, epoch, steps taken in the epoch, the log so far). Older step checkpoints are removed; epoch
+    ones are kept. The log and loss curve in out_dir are rewritten, so a long run can be watched."""
+    import torch
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder, save_embedding_layers=False)
+        rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
+                   folder / "training_state.pt")
+        (folder / "run.json").write_text(json.dumps({**run, "config": asdict(config), "data_hash": hash_of_data}) + "\n")
+
+    checkpoints = out_dir / CHECKPOINTS
+    _write_folder(checkpoints / name, write)
+    for old in [*checkpoints.glob("step-*"), *checkpoints.glob(".*")]:  # older steps, and what a kill left half-written
+        if old.name != name:
+            shutil.rmtree(old)
+    save_log(run["log"], out_dir)
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The complete checkpoint of out_dir with the most optimizer steps (half-written ones are hidden)."""
+    done = [(json.loads((folder / "run.json").read_text())["step"], folder)
+            for folder in (Path(out_dir) / CHECKPOINTS).glob("[!.]*") if (folder / "run.json").is_file()]
+    return max(done, key=lambda pair: pair[0])[1] if done else None
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler, config: TrainConfig, hash_of_data: str) -> dict:
+    """Restore a checkpoint into the model, optimizer and schedule, set the RNG as it was; returns `run`."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    run = json.loads((folder / "run.json").read_text())
+    saved, given = run.pop("config"), asdict(config)
+    changed = [f"{key}={given[key]!r} (the run has {saved.get(key)!r})" for key in given if saved.get(key) != given[key]]
+    if changed:
+        raise InvalidInput(f"cannot resume {folder.parent.parent} with other settings: {', '.join(changed)}")
+    if run.pop("data_hash") != hash_of_data:
+        raise InvalidInput(f"cannot resume {folder.parent.parent} on other data than it was trained on")
+    set_peft_model_state_dict(model, load_file(folder / "adapter_model.safetensors"))
+    state = torch.load(folder / "training_state.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["cpu"])  # dropout continues as it would have; one process's state on all
+    if state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return run
 
 
 def plot_losses(log: dict, path: Path) -> None:
@@ -423,27 +581,24 @@ def _versions() -> dict:
 # ----------------------------------------------------------------------------- command line
 
 def add_arguments(parser) -> None:
-    """The training options, shared by `derivanim train` and `python -m derivanim.train` (for accelerate launch)."""
-    parser.add_argument("--task", choices=["slots", "freeform"], required=True,
-                        help="slots: JSON slots (template-fill); freeform: the whole scene (the baseline)")
+    """The training options, shared by `derivanim train` and `python -m derivanim.train` (for accelerate launch).
+
+    One option per TrainConfig field. Options left out are absent from the parsed arguments (not filled with
+    defaults), so --resume can tell the settings a command gives from those the run already has.
+    """
     parser.add_argument("--data", default=None,
                         help="corpus folder or .jsonl (default: data/corpus); its train and val splits are used")
     parser.add_argument("--train", help="training rows (.jsonl); overrides --data")
     parser.add_argument("--val", help="validation rows (.jsonl); overrides --data")
-    parser.add_argument("--out", required=True, help="output folder of the adapter")
-    parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL,
-                        help="smollm2-135m (default, offline), a Hugging Face id or a local folder")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--lora-alpha", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--max-length", type=int, help="longest prompt + response in tokens (default: the model's context)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quantize", choices=["4bit"], help="QLoRA (NF4) on CUDA; full-precision LoRA on CPU")
-    parser.add_argument("--log-every", type=int, default=10, help="log the training loss every N steps")
-    parser.add_argument("--max-steps", type=int, help="stop after N optimiser steps (a short run)")
+    parser.add_argument("--out", help="output folder of the adapter, its checkpoints and epoch adapters")
+    parser.add_argument("--resume", metavar="OUT",
+                        help="continue the run in OUT from its latest checkpoint, with the run's own settings "
+                             "(the same data must be given); OUT is also the output folder")
+    for setting in fields(TrainConfig):
+        option = dict(setting.metadata)
+        if setting.default not in (MISSING, None):  # a None default is explained in the help itself
+            option["help"] += f" (default: {setting.default})"
+        parser.add_argument("--" + setting.name.replace("_", "-"), default=argparse.SUPPRESS, **option)
 
 
 def run(args) -> TrainResult:
@@ -455,12 +610,21 @@ def run(args) -> TrainResult:
             return load_rows(path)
         return [row.to_dict() for row in load_corpus(path, split=split)]
 
+    given = {setting.name: getattr(args, setting.name) for setting in fields(TrainConfig) if hasattr(args, setting.name)}
+    if args.resume:
+        if args.out and Path(args.out) != Path(args.resume):
+            raise InvalidInput(f"--resume {args.resume} continues the run in its own folder; --out {args.out} differs")
+        config_file = Path(args.resume) / CONFIG_FILE
+        if not config_file.is_file():
+            raise InvalidInput(f"--resume: {args.resume} holds no training run ({CONFIG_FILE} is missing)")
+        given = {**json.loads(config_file.read_text()), **given}
+    elif not args.out:
+        raise InvalidInput("train: --out is required (or --resume OUT to continue a run)")
+    if "task" not in given:
+        raise InvalidInput("train: --task is required (slots or freeform)")
     rows_train = rows(args.train, None) if args.train else rows(args.data, "train")
     rows_val = rows(args.val, None) if args.val else rows(args.data, "val")
-    return train(args.task, rows_train, rows_val, base_model=args.base_model, out_dir=args.out, epochs=args.epochs,
-                 lora_r=args.lora_r, lora_alpha=args.lora_alpha, lr=args.lr, batch_size=args.batch_size,
-                 grad_accum=args.grad_accum, max_length=args.max_length, seed=args.seed, quantize=args.quantize,
-                 log_every=args.log_every, max_steps=args.max_steps)
+    return train(TrainConfig(**given), rows_train, rows_val, out_dir=args.resume or args.out, resume=bool(args.resume))
 
 
 def main(argv: list[str] | None = None) -> None:
