@@ -382,12 +382,29 @@ def check_video(video: Path | str, facts: SceneFacts | None = None, spans: Seque
     for name, curve in by_name.items():
         if not any(frame.axes[curve.panel] and frame.curves[name].shown for frame in frames):
             problems.append(f"{name} is never shown in its panel")
-        missing = [frame.time for frame in frames if name in frame.missing]
+        missing = [frame.time for frame in (_lasting(frames, name) if spans is None else frames)
+                   if name in frame.missing]
         if missing:
             expected = sum(name in frame.expected for frame in frames)
             problems.append(f"{name} is missing from its panel in {len(missing)} of the {expected} frames that "
                             f"should show it ({_time_ranges(missing, frames)})")
     return FrameCheck(str(video), round(duration, 3), frames, problems)
+
+
+def _lasting(frames: list[FrameFinding], name: str) -> list[FrameFinding]:
+    """Without phase times: the frames missing `name` in runs of more than one sample, or at the closing frame. A
+    single sample can fall inside a fade (a curve fading in under its own tangent reads as absent); a curve that
+    is really gone stays gone for longer than one sampling step."""
+    runs, current = [], []
+    for frame in frames:
+        if name in frame.missing:
+            current.append(frame)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return [frame for run in runs if len(run) > 1 or run[-1] is frames[-1] for frame in run]
 
 
 def _look_for_curves(classes: np.ndarray, boxes: dict, facts: SceneFacts) -> dict[str, CurveSeen]:
