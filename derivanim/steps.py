@@ -53,11 +53,6 @@ def _shown(expr: sympy.Expr) -> _Shown:
     return _Shown(expr, textbook_latex(expr))
 
 
-def _plain(expr: sympy.Expr) -> str:
-    """Plain text for notes: x^2 - 1 rather than x**2 - 1."""
-    return sympy.sstr(expr).replace("**", "^")
-
-
 def _grouped(shown: _Shown) -> str:
     return rf"\left({shown.tex}\right)"
 
@@ -130,7 +125,8 @@ def _function_rule(u: sympy.Expr, var: sympy.Symbol) -> _Rule:
     """sin(g), ln(g), |g|, ...: the table entry for the outer function, chained."""
     name, outer = _OUTER[u.func]
     inner = u.args[0]
-    note = f"not differentiable where {_plain(inner)} = 0" if u.func is sympy.Abs else ""
+    # The note is typeset as text: its mathematics goes in $...$ (a bare ^ is a LaTeX error there).
+    note = f"not differentiable where ${textbook_latex(inner)} = 0$" if u.func is sympy.Abs else ""
     return _chained(name, outer(inner), inner, var, note)
 
 
@@ -187,7 +183,7 @@ def _pow_rule(u: sympy.Expr, var: sympy.Symbol) -> _Rule:
     if not base.has(var):
         return _chained("exponential rule", u * sympy.log(base), exponent, var)
     inside = _plus([_prime(exponent, var) * sympy.log(base), exponent * _prime(base, var) / base])
-    note = "from ln y = " + _plain(exponent * sympy.log(base)).replace("log(", "ln(")
+    note = rf"from $\ln y = {textbook_latex(exponent * sympy.log(base))}$"
     return _Rule("logarithmic differentiation", _times([_shown(u), inside]), (base, exponent), note)
 
 
