@@ -109,6 +109,21 @@ def drawable(curve: Curve, x_min: float, x_max: float, holes=(), ends=(),
     return Curve(curve.y_min, curve.y_max, tuple(pieces), breaks), dots
 
 
+def defined_ends(evaluate, pieces, x_min: float, x_max: float) -> tuple[tuple[float, float], ...]:
+    """The pieces with each end moved inward until `evaluate` is finite there: the simplified f' the scene plots
+    can be undefined where SymPy's unsimplified one was traced (x/ln(x): (ln(x) - 1)/ln(x)^2 is NaN at 0, where
+    1/ln(x) - 1/ln(x)^2 gives 0); a piece with no such ends is dropped."""
+    width = x_max - x_min
+    kept = []
+    for a, b in pieces:
+        for step in (0.0, *(10.0 ** -k * width for k in range(DECIMALS, 1, -1))):
+            low, high = _inward(a + step, b - step)
+            if high > low and np.isfinite(evaluate(np.array([low, high]))).all():
+                kept.append((low, high))
+                break
+    return tuple(kept)
+
+
 def jump_ends(evaluate, breaks, x_min: float, x_max: float) -> list[tuple[float, float]]:
     """The two one-sided limits at each finite jump (f' of abs(x) at 0: -1 and 1), as open dots."""
     step = 1e-6 * (x_max - x_min)

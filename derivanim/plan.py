@@ -7,7 +7,7 @@ import sympy
 
 from derivanim.calculus import evaluator, numpy_source, simplest
 from derivanim.grammar import notation
-from derivanim.drawing import sweep_branches
+from derivanim.drawing import defined_ends, sweep_branches
 from derivanim.teaching import Axis, find_features
 from derivanim.steps import derivation_steps, textbook_latex as latex
 from derivanim.verify import Verified, secant_step
@@ -80,6 +80,8 @@ def plan_scene(verified: Verified) -> ScenePlan:
     derivative = simplest(verified.derivative, shapes=tuple(step.derivative for step in steps[:1]))
     f_value, df_value = evaluator(function.expr, var), evaluator(derivative, var)
     f_curve, df_curve = verified.f_curve, verified.df_curve
+    f_pieces = defined_ends(f_value, f_curve.segments, slots.x_min, slots.x_max)
+    df_pieces = defined_ends(df_value, df_curve.segments, slots.x_min, slots.x_max)
     width = slots.x_max - slots.x_min
     x0 = slots.x0
     lines = [DerivationLine(step.rule, step.latex, step.note) for step in steps]
@@ -99,8 +101,8 @@ def plan_scene(verified: Verified) -> ScenePlan:
         x_axis=Axis.around(slots.x_min, slots.x_max, 8),
         f_axis=Axis.around(f_curve.y_min, f_curve.y_max, 6),
         df_axis=Axis.around(df_curve.y_min, df_curve.y_max, 6),
-        f_segments=f_curve.segments,
-        df_segments=df_curve.segments,
+        f_segments=f_pieces,
+        df_segments=df_pieces,
         f_breaks=f_curve.breaks,
         df_breaks=df_curve.breaks,
         f_dots=verified.curves.f_dots,
@@ -110,7 +112,7 @@ def plan_scene(verified: Verified) -> ScenePlan:
         f_x0=float(f_value(np.array([x0]))[0]),
         df_x0=float(df_value(np.array([x0]))[0]),
         h0=secant_step(x0, f_curve, width),
-        sweep=sweep_branches(f_curve.segments, df_curve.segments, slots.x_min, slots.x_max),
+        sweep=sweep_branches(f_pieces, df_pieces, slots.x_min, slots.x_max),
         derivation_pages=_pages(lines),
         decimals=2,
     )
