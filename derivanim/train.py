@@ -249,7 +249,8 @@ def train(config: TrainConfig | Task, rows_train, rows_val, out_dir: str | Path 
         raise ValueError(f"quantize must be None or '4bit', not {config.quantize!r}")
     out_dir = Path(out_dir)
     if not resume and latest_checkpoint(out_dir):
-        raise InvalidInput(f"{out_dir} holds the checkpoints of a run: resume it (--resume {out_dir}) or choose another output folder")
+        raise InvalidInput(f"{out_dir} holds the checkpoints of a run: resume it (--resume {out_dir}) "
+                           "or choose another output folder")
     started = time.time()
 
     cuda = torch.cuda.is_available()
@@ -358,7 +359,8 @@ def train(config: TrainConfig | Task, rows_train, rows_val, out_dir: str | Path 
         for micro_batches in steps[run["epoch_step"]:]:  # those already taken in this epoch are skipped
             step_started, step_losses = time.time(), []
             for i, indices in enumerate(micro_batches):
-                batch = {k: v.to(accelerator.device) for k, v in collate([train_examples[j] for j in indices], tokenizer.pad_token_id).items()}
+                padded = collate([train_examples[j] for j in indices], tokenizer.pad_token_id)
+                batch = {name: tensor.to(accelerator.device) for name, tensor in padded.items()}
                 last = i == len(micro_batches) - 1
                 with nullcontext() if last else accelerator.no_sync(model):  # gradients are exchanged once per step
                     loss = model(**batch).loss
