@@ -25,6 +25,7 @@ SCAN_HALF_WIDTH = 10.0
 OVERFLOW = 1e12  # |f| beyond which a value beside a gap means overflow, not the end of the domain  # features are looked for this far either side of the natural window's centre
 FEATURE_SAMPLES = 4001
 MIN_WIDTH, MAX_WIDTH = 2.0, 16.0
+MAX_FEATURES = 12  # features near the natural window beyond which it stays (tan(e^x) has poles without end)
 AXES_SIZE = (5.8, 4.4)  # screen units of each panel's axes (x_length, y_length); the template draws them so
 READABLE_ANGLES = (15.0, 75.0)  # degrees on screen between which a tangent reads as sloped, not flat or vertical
 IDEAL_ANGLES = (25.0, 60.0)  # among readable angles, those that need no second look
@@ -201,7 +202,7 @@ def teaching_window(expr: sympy.Expr, var: sympy.Symbol, natural: tuple[float, f
     low, high = centre - SCAN_HALF_WIDTH, centre + SCAN_HALF_WIDTH
     features = find_features(expr, var, low, high)
     points = features.points()
-    if not points:
+    if not points or len(points) > MAX_FEATURES:  # none to show, or too many to show at once (tan(e^x))
         return natural
     evaluate = evaluator(expr, var)
     hull_low, hull_high = min(points), max(points)
