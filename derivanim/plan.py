@@ -8,7 +8,7 @@ import sympy
 from derivanim.calculus import evaluator, numpy_source, simplest
 from derivanim.grammar import notation
 from derivanim.drawing import defined_ends, sweep_branches
-from derivanim.teaching import Axis, find_features
+from derivanim.teaching import Axis
 from derivanim.steps import derivation_steps, textbook_latex as latex
 from derivanim.verify import Verified, secant_step
 
@@ -61,7 +61,7 @@ def _notes(verified: Verified, var) -> tuple[str, ...]:
     """In words, what the graphs show only as gaps: corners, where f' is undefined, and a stretch too fast to draw."""
     name, curves = verified.function.name, verified.curves
     notes = [rf"${name}'$ is undefined at ${var} = {_number(x)}$: ${name}$ has a corner there"
-             for x in find_features(verified.function.expr, var, verified.slots.x_min, verified.slots.x_max).corners]
+             for x in curves.corners]
     if curves.hidden is not None:
         low, high = curves.hidden
         notes.append(rf"Not drawn for ${_number(low)} < {var} < {_number(high)}$: ${name}$ oscillates too fast there")

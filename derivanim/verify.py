@@ -118,6 +118,7 @@ class Curves:
     f_dots: tuple[tuple[float, float], ...] = ()
     df_dots: tuple[tuple[float, float], ...] = ()
     hidden: tuple[float, float] | None = None  # where f oscillates too fast to draw
+    corners: tuple[float, ...] = ()  # where f is continuous and f' jumps
 
 
 def _holding(evaluate, x0: float, y_range: tuple[float, float], x_min: float, x_max: float) -> tuple[float, float]:
@@ -152,7 +153,7 @@ def trace_curves(function: ParsedFunction, slope: sympy.Expr, x_min: float, x_ma
     f_curve, f_dots = drawable(f_curve, x_min, x_max, f_holes, jump_ends(f_value, f_curve.breaks, x_min, x_max), hidden)
     df_curve, df_dots = drawable(df_curve, x_min, x_max, df_holes,
                                  jump_ends(df_value, df_curve.breaks, x_min, x_max), hidden)
-    return Curves(x_min, x_max, f_curve, df_curve, f_dots, df_dots, hidden)
+    return Curves(x_min, x_max, f_curve, df_curve, f_dots, df_dots, hidden, features.corners)
 
 
 def coverage(function: ParsedFunction, x_min: float, x_max: float) -> float:
