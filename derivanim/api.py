@@ -12,13 +12,13 @@ from typing import Literal
 import numpy as np
 
 from derivanim.calculus import evaluator
-from derivanim.errors import InvalidInput, ModelUnavailable
+from derivanim.errors import InvalidInput, ModelUnavailable, NoFunction
 from derivanim.grammar import FUNCTIONS, Settings, find_settings, parse_function, read_request, refuse, request_words
 from derivanim.plan import ScenePlan, plan_scene
 from derivanim.render import Outputs, RenderProgress, output_target, slug, write_animation
 from derivanim.resources import resource_path
 from derivanim.rules_filler import rules_slots
-from derivanim.slots import Slots
+from derivanim.slots import REFUSALS, Slots
 from derivanim.template import write_scene
 from derivanim.verify import verify
 
@@ -144,8 +144,15 @@ def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun
         raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
                                "or for a bare function use filler='rules' (--filler rules)")
     result = fill_slots(text, adapter_dir=adapter, numbers=teaching_numbers)
+    if result.slots is None:
+        raise no_function(result.refusal)
     return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, forward_passes=result.forward_passes,
                                   seconds=result.seconds)
+
+
+def no_function(reason: str) -> NoFunction:
+    """The one-line error for a request the model filler refused."""
+    return NoFunction(f"no function to differentiate in the request ({REFUSALS[reason]})")
 
 
 def teaching_numbers(function: str) -> tuple[float, float, float]:

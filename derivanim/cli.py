@@ -155,6 +155,7 @@ DATA_EXAMPLES = """examples:
   derivanim data build --size 5000 -o /tmp/big --dry-run-sample 40
   derivanim data build --instructions paraphrase -o data/paraphrase
   derivanim data import ../shared/reference/derivanimator-525 -o data/original
+  derivanim data slots --corpus runs/corpus-paraphrase -o runs/slots-corpus
   derivanim data stats data/corpus --latex table.tex --figure reports/figures/corpus_levels.png
 """
 
@@ -246,6 +247,16 @@ def _data_import(args) -> int:
     return 0
 
 
+def _data_slots(args) -> int:
+    from derivanim.slots_corpus import build_slots_corpus, write_slots_corpus
+
+    counts = write_slots_corpus(build_slots_corpus(Path(args.corpus), seed=args.seed), Path(args.output))
+    for key, count in counts.items():
+        print(f"{key}: {count} rows")
+    print(f"wrote {sum(counts.values())} rows to {args.output}")
+    return 0
+
+
 def _data_stats(args) -> int:
     from derivanim import corpus
 
@@ -302,6 +313,16 @@ def _add_data_commands(commands) -> None:
     imported.add_argument("path", help="folder of the original files")
     imported.add_argument("-o", "--output", default=None, help="write train/val/test.jsonl of rows here")
     imported.set_defaults(run=_data_import)
+
+    slots = actions.add_parser("slots", help="the slots adapter's training rows: a corpus, words and refusals",
+                               description="A built corpus's requests and slots, the same functions said in words "
+                                           "('the natural log of cosine x'), and requests to refuse (code, other "
+                                           "subjects, other mathematics, no function), as train/val/test.jsonl for "
+                                           "`derivanim train --task slots --train ... --val ...`.")
+    slots.add_argument("--corpus", required=True, help="a built corpus folder (e.g. runs/corpus-paraphrase)")
+    slots.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    slots.add_argument("-o", "--output", required=True, help="folder for train/val/test.jsonl")
+    slots.set_defaults(run=_data_slots)
 
     stats = actions.add_parser("stats", help="the paper's table for a corpus (ours or the original)",
                                description="Samples, average code length (characters, SmolLM2 tokens), size and "

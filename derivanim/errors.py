@@ -26,3 +26,8 @@ class RenderError(DerivanimError):
 
 class ModelUnavailable(DerivanimError):
     """The model filler was asked for but its packages or adapter are missing."""
+
+
+class NoFunction(InvalidInput):
+    """The request has no function to differentiate (the model filler refused it): code, another subject, another
+    kind of mathematics, or derivative talk without a function (exit code 2, like any input derivanim cannot use)."""

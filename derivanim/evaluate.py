@@ -96,11 +96,13 @@ def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
             animation = fill(row.slots.function, filler="rules")
             case.code, case.slots, case.repairs = animation.code, animation.slots.model_dump(), list(animation.repairs)
         elif system == "template":
-            from derivanim.api import Animation, build_animation
+            from derivanim.api import Animation, build_animation, no_function
             from derivanim.model_filler import fill_slots
 
             filled = fill_slots(row.instruction, adapter_dir=config.slots_adapter, base_model=config.base_model)
             case.tokens, case.seconds = filled.tokens, filled.seconds
+            if filled.slots is None:
+                raise no_function(filled.refusal)
             case.slots = filled.slots.model_dump(mode="json")
             animation: Animation = build_animation(row.instruction, "model", filled.slots)
             case.code, case.repairs = animation.code, list(animation.repairs)

@@ -41,7 +41,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from derivanim.errors import InvalidInput, ModelUnavailable
-from derivanim.slots import Slots
+from derivanim.prompts import format_refusal, format_slots, prompt_ids
+from derivanim.slots import REFUSALS, Slots
 
 # Parentheses (calls and groups) nested at most this deep: "exp(sin(cos(x^2)))" fits. One level more
 # (or a much longer function) makes llguidance's lazily built lexer exceed its default state budget
@@ -190,7 +191,7 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
     """The whole slots response as an llguidance Lark grammar: derivanim.prompts.format_slots' format.
 
     Keys in the order of Slots' fields, no whitespace, function as one terminal, numbers as format_number
-    writes them, letters as Slots allows them. `functions` (the request's own, from written_functions): the
+    writes them, letters as Slots allows them; or a refusal, {"function":null,"reason":...} (prompts.format_refusal). `functions` (the request's own, from written_functions): the
     function terminal is exactly one of these strings, so the model copies one; none: any expression of the grammar.
     numbers=False: the response closes after the name (function, variable and name only).
     """
@@ -205,9 +206,13 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
     for i, key in enumerate(key for key in Slots.model_fields if numbers or key in quoted):
         opening = "{" if i == 0 else ","
         parts.append(json.dumps(f'{opening}"{key}":') + " " + quoted.get(key, "NUMBER"))
+    refusal = json.dumps(format_refusal("code").split('"code"')[0]) + ' QUOTE REASON QUOTE "}"'
     return "\n".join([
         "%llguidance {}",
-        f"start: {' '.join(parts)} \"}}\"",
+        "start: slots | refusal",
+        f"slots: {' '.join(parts)} \"}}\"",
+        f"refusal: {refusal}",
+        f"REASON: {' | '.join(json.dumps(reason) for reason in REFUSALS)}",
         'QUOTE: "\\""',
         f"FUNCTION: {function}",
         f"LETTER: /{LETTER_PATTERN}/",
@@ -218,8 +223,6 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
 
 def max_response_tokens(max_function_chars: int = MAX_FUNCTION_CHARS) -> int:
     """Tokens enough for the longest response the grammar allows, plus EOS (a token is at least one byte)."""
-    from derivanim.prompts import format_slots
-
     fixed = len(format_slots(Slots(function="", x_min=0, x_max=0, x0=0))) - 3  # without the function and numbers
     return fixed + max_function_chars + 3 * len("-12345.123") + 1
 
@@ -278,11 +281,13 @@ def torch_threads(count: int):
 
 @dataclass(frozen=True)
 class ModelFill:
-    """What the model decided for one request: the raw text it emitted and the slots parsed from it."""
+    """What the model decided for one request: the raw text it emitted and the slots parsed from it, or its refusal
+    (a key of slots.REFUSALS) when it found no function to differentiate (then slots is None)."""
 
     request: str
     emitted: str
-    slots: Slots
+    slots: Slots | None
+    refusal: str | None
     tokens: int  # tokens generated, the final EOS included
     forward_passes: int  # model runs: one per token the grammar left open (forced tokens ride along)
     seconds: float  # generation only, not model loading
@@ -318,8 +323,6 @@ class PromptPrefix:
     def of(cls, model, tokenizer) -> "PromptPrefix":
         import torch
         from transformers import DynamicCache
-
-        from derivanim.prompts import prompt_ids
 
         first, second = prompt_ids(tokenizer, "slots", "a b"), prompt_ids(tokenizer, "slots", "9 (")
         length = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
@@ -463,6 +466,8 @@ def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: 
     threads: torch's threads while loading and generating (default: slot_threads()); the process's setting is
     restored after. numbers: given the model's function, (x_min, x_max, x0) chosen elsewhere (the rules filler's
     teaching choice); the model then writes function, variable and name only, and stops.
+    The model may instead refuse (no function to differentiate in the request): then the result's `refusal` says why
+    and its slots are None.
     Raises ModelUnavailable when the model or its packages are missing, InvalidInput when the output is
     not valid slots (possible only when max_new_tokens is set below max_response_tokens()).
     """
@@ -477,8 +482,6 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
           draft: bool, numbers: Callable[[str], tuple[float, float, float]] | None) -> ModelFill:
     import torch
     from llguidance import LLMatcher
-
-    from derivanim.prompts import prompt_ids
 
     model, tokenizer, processor, description, prefix = _slots_decoder(base_model, adapter, int8)
     # Outlines compiled the constraint (its llguidance grammar and tokenizer); decoding starts from the
@@ -499,15 +502,18 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
             RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
+    slots, refusal = None, None
     try:
-        if numbers is None:
-            slots = Slots.model_validate_json(emitted)
+        chosen = json.loads(emitted)
+        if chosen.get("function") is None:
+            refusal = chosen["reason"]
+        elif numbers is None:
+            slots = Slots.model_validate(chosen)
         else:
-            chosen = json.loads(emitted)
             slots = Slots(**chosen, **dict(zip(("x_min", "x_max", "x0"), numbers(chosen["function"]))))
     except json.JSONDecodeError:
         raise InvalidInput(f"the model's output is not valid slots (it ends too early): {emitted[:200]!r}") from None
     except ValidationError as error:
         raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
-    return ModelFill(request=request, emitted=emitted, slots=slots, tokens=len(generated), forward_passes=passes,
-                     seconds=seconds, model=description)
+    return ModelFill(request=request, emitted=emitted, slots=slots, refusal=refusal, tokens=len(generated),
+                     forward_passes=passes, seconds=seconds, model=description)

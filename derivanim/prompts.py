@@ -5,7 +5,8 @@ names the task, and the user's request. The response is what the model must emit
 generation prompt, followed by the tokenizer's EOS token:
 
 - task "slots": the slots as compact JSON, keys in the order of `Slots`, numbers rounded to 3 decimals,
-  e.g. {"function":"x^2*sin(x)","variable":"x","name":"f","x_min":-3,"x_max":3,"x0":1}
+  e.g. {"function":"x^2*sin(x)","variable":"x","name":"f","x_min":-3,"x_max":3,"x0":1}; or, for a request with
+  no function to differentiate, a refusal: {"function":null,"reason":"code"} (reasons: slots.REFUSALS).
 - task "freeform": the complete Manim scene, as the corpus row's `code`.
 
 Training (derivanim.train) and inference (derivanim.model_filler, derivanim.baseline) both call
@@ -15,7 +16,7 @@ Training (derivanim.train) and inference (derivanim.model_filler, derivanim.base
 import json
 from typing import Literal
 
-from derivanim.slots import Slots
+from derivanim.slots import REFUSALS, Slots
 
 Task = Literal["slots", "freeform"]
 TASKS: tuple[Task, ...] = ("slots", "freeform")
@@ -24,6 +25,7 @@ SYSTEM = {
     "slots": (
         "You turn a request about the derivative of a function into the JSON slots of an animation: "
         "function (in plain math syntax such as 3x^2+sin(x)), variable, name, x_min, x_max, x0. "
+        "If the request has no function to differentiate, answer with function null and a reason. "
         "Answer with the JSON object only."
     ),
     "freeform": (
@@ -93,8 +95,16 @@ def format_slots(slots: Slots | dict) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+def format_refusal(reason: str) -> str:
+    """The slots response that says the request has no function to differentiate."""
+    if reason not in REFUSALS:
+        raise ValueError(f"a refusal's reason is one of {', '.join(REFUSALS)}, not {reason!r}")
+    return '{"function":null,"reason":' + json.dumps(reason) + "}"
+
+
 def response_text(task: Task, row: dict) -> str:
-    """What the model must emit for a corpus row (without the EOS token, which training appends)."""
+    """What the model must emit for a corpus row (without the EOS token, which training appends); a slots row
+    without slots is a refusal, its reason in row["refusal"]."""
     if check_task(task) == "slots":
-        return format_slots(row["slots"])
+        return format_slots(row["slots"]) if row.get("slots") is not None else format_refusal(row["refusal"])
     return row["code"]

@@ -14,3 +14,13 @@ class Slots(BaseModel):
     x_min: float = Field(description="left edge of the window")
     x_max: float = Field(description="right edge of the window")
     x0: float = Field(description="where the tangent starts")
+
+
+# A filler's other answer: no function to differentiate in the request. The model writes
+# {"function":null,"reason":"<key>"}; the key says why, in the words after it.
+REFUSALS = {
+    "code": "it is code, markup or a command",
+    "off-topic": "it is not about the derivative of a function",
+    "not-derivative": "it asks for other mathematics than a derivative",
+    "no-function": "it names no function",
+}

@@ -15,8 +15,8 @@ from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.grammar import _parser, parse_function
 from derivanim.model_filler import (RequestLookup, SlotsConstraint, allowed_tokens, constrained_greedy,
                                     fill_slots, max_response_tokens)
-from derivanim.prompts import FALLBACK_CHAT_TEMPLATE, format_number, format_slots, prompt_ids, prompt_text
-from derivanim.slots import Slots
+from derivanim.prompts import FALLBACK_CHAT_TEMPLATE, format_number, format_refusal, format_slots, prompt_ids, prompt_text
+from derivanim.slots import REFUSALS, Slots
 from derivanim.train import IGNORE, collate, encode_example, encode_rows, train
 
 try:
@@ -131,6 +131,10 @@ def test_the_constraint_holds_the_response_format(constraint):
     assert not constraint.accepts(good.replace(",", ", "))  # no whitespace
     assert not constraint.accepts(good.replace('"x0":1', '"x0":1.23456'))  # 3 decimals at most
     assert not constraint.accepts(good.replace('"variable":"x","name":"f",', ""))
+    for reason in REFUSALS:
+        assert constraint.accepts(format_refusal(reason))
+    assert not constraint.accepts('{"function":null,"reason":"boring"}')
+    assert not constraint.accepts('{"function":null,"variable":"x","name":"f","x_min":-3,"x_max":3,"x0":1}')
 
 
 def test_allowed_tokens_are_those_the_llguidance_mask_leaves(constraint):
@@ -150,8 +154,10 @@ def test_allowed_tokens_are_those_the_llguidance_mask_leaves(constraint):
 
 
 def test_random_walks_through_the_constraint_always_finish_and_parse(constraint):
-    """Whatever tokens a model picks among the allowed ones, it ends in bounded time with grammatical slots."""
+    """Whatever tokens a model picks among the allowed ones, it ends in bounded time with grammatical slots or a
+    refusal."""
     rng = random.Random(0)
+    refusals = 0
     for _ in range(40):
         matcher, tokens = constraint.matcher(), []
         while True:
@@ -162,8 +168,14 @@ def test_random_walks_through_the_constraint_always_finish_and_parse(constraint)
             tokens.append(token)
             assert len(tokens) < max_response_tokens()
         assert matcher.is_accepting()
-        slots = Slots.model_validate_json(constraint.llg_tokenizer.decode_str(tokens))
+        answer = json.loads(constraint.llg_tokenizer.decode_str(tokens))
+        if answer["function"] is None:
+            assert set(answer) == {"function", "reason"} and answer["reason"] in REFUSALS
+            refusals += 1
+            continue
+        slots = Slots.model_validate(answer)
         _parser().parse(slots.function)  # syntax is guaranteed; meaning (one variable...) is verify's job
+    assert 0 < refusals < 40  # both answers are open to the model
 
 
 # ----------------------------------------------------------------------------- training
@@ -211,9 +223,13 @@ def test_qlora_falls_back_to_lora_without_cuda(tiny_model_dir, tmp_path, capsys)
 # ----------------------------------------------------------------------------- generation
 
 def _check_fill(fill, constraint):
-    assert isinstance(fill.slots, Slots)
+    """Valid slots, or a well-formed refusal (a random model may answer either)."""
     assert constraint.accepts(fill.emitted)
     assert 0 < fill.tokens <= max_response_tokens() and fill.seconds > 0
+    if fill.slots is None:
+        assert fill.refusal in REFUSALS and fill.emitted == format_refusal(fill.refusal)
+        return
+    assert isinstance(fill.slots, Slots) and fill.refusal is None
     try:
         parse_function(fill.slots.function, variable=fill.slots.variable, name=fill.slots.name)
     except InvalidInput as error:  # the constraint guarantees syntax, not meaning

