@@ -17,13 +17,9 @@ import json
 import math
 import os
 import random
-import subprocess
-import sys
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -39,13 +35,13 @@ from derivanim.catalog import (DEFAULT_LEVEL_SIZES, DEFAULT_SEED, LEVELS, OTHER_
                                PAPER_FORMATS, STANDARD_FORMAT, apportion, canonical_form, catalog_file, format_kind,
                                grow_catalog, instruction_formats, read_catalog, rename_variable)
 from derivanim.errors import DerivanimError, InvalidInput
+from derivanim.execute import dry_run_reports
 from derivanim.slots import Slots
 
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZE = 537
 PAPER_SPLITS = {"train": 418, "val": 50, "test": 69}
 DEFAULT_DRY_RUN_SAMPLE = 40  # ~10 s a scene on a busy 2-core machine: all 537 would take about 1.5 hours
-DRY_RUN_BATCH = 20  # scenes per `python -m derivanim.dryrun` process: Manim's import and LaTeX cache are shared
 DRY_RUN_SECONDS_PER_SCENE = 240
 FILES = {split: f"{split}.jsonl" for split in SPLITS}
 MANIFEST = "manifest.json"
@@ -387,45 +383,13 @@ def dry_run_sample(rows: list[Row], sample: int | None, seed: int) -> list[int]:
 
 def dry_run(codes: dict[str, str], jobs: int = 1,
             on_progress: Callable[[int], None] | None = None) -> dict[str, list[str]]:
-    """Dry-run each scene (`python -m derivanim.dryrun` subprocesses, DRY_RUN_BATCH scenes each, `jobs` at a
-    time); the problems found, by key."""
+    """Dry-run each scene (derivanim.execute, `jobs` workers at a time); the problems found, by key."""
     results: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="derivanim-dryrun-") as scratch:
-        paths = {}
-        for number, (key, code) in enumerate(codes.items()):
-            paths[key] = Path(scratch) / f"scene_{number:05d}.py"
-            paths[key].write_text(code, encoding="utf-8")
-        keys = list(codes)
-        batches = [keys[i:i + DRY_RUN_BATCH] for i in range(0, len(keys), DRY_RUN_BATCH)]
-
-        def run(batch: list[str]) -> dict[str, list[str]]:
-            found = _dry_run_batch({key: paths[key] for key in batch})
-            if on_progress is not None:
-                on_progress(len(batch))
-            return found
-
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            for found in pool.map(run, batches):
-                results.update(found)
+    for key, report in dry_run_reports(codes, timeout=DRY_RUN_SECONDS_PER_SCENE, workers=jobs):
+        results[key] = dry_run_problems(report)
+        if on_progress is not None:
+            on_progress(1)
     return results
-
-
-def _dry_run_batch(paths: dict[str, Path]) -> dict[str, list[str]]:
-    timeout = DRY_RUN_SECONDS_PER_SCENE * len(paths)
-    try:
-        done = subprocess.run([sys.executable, "-m", "derivanim.dryrun", *map(str, paths.values())],
-                              capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
-        output, tail = done.stdout, done.stderr.strip()[-300:]
-    except subprocess.TimeoutExpired as expired:
-        output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-        tail = f"the batch ran longer than {timeout} s"
-    reports = {}
-    for line in output.splitlines():
-        if line.startswith("{"):
-            report = json.loads(line)
-            reports[report["path"]] = report
-    return {key: dry_run_problems(reports[str(path)]) if str(path) in reports
-            else [f"the dry-run process gave no report ({tail})"] for key, path in paths.items()}
 
 
 # ----------------------------------------------------------------------------- building and writing

@@ -3,17 +3,14 @@
 `construct()` runs with Manim's animations skipped, so a scene takes seconds. Meanwhile every
 `Axes.plot` call is recorded (which axes, which x-range, the plotted function's values) and, after
 each phase method that `construct()` calls, the layout is checked: every object inside the frame and no
-text on text. Untrusted code (a model's free-form scene) runs through `inspect_in_subprocess`, with a
-time limit; `python -m derivanim.dryrun FILE...` is that subprocess.
+text on text. This runs inside a worker process of derivanim.execute, which gives each scene its time
+limit and keeps a scene that crashes or hangs from taking others with it.
 """
 
 import ast
 import atexit
 import importlib.util
-import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import traceback
 from functools import cache
@@ -124,13 +121,16 @@ def _media_dir() -> str:
     return folder
 
 
+def blank_report(error: str | None = None) -> dict:
+    """A report with nothing recorded yet: where every dry run starts, and all there is of one that never ended."""
+    return {"phases": [], "plots": [], "lines": [], "animations": [], "error": error, "phase_names": []}
+
+
 def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = "DerivativeVisualization") -> dict:
     """Run the scene in `path` in this process; returns what it plotted and how each phase was laid out."""
     from manim import CoordinateSystem, tempconfig
 
-    source = Path(path).read_text()
-    phases = phase_methods(source, scene_name)
-    report = {"phases": [], "plots": [], "lines": [], "animations": [], "error": None, "phase_names": phases}
+    report = blank_report()
     plotted = []
     original_plot = CoordinateSystem.plot
 
@@ -141,6 +141,7 @@ def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = 
 
     CoordinateSystem.plot = recording_plot
     try:
+        report["phase_names"] = phases = phase_methods(Path(path).read_text(), scene_name)
         with tempconfig({"dry_run": True, "quality": "low_quality", "media_dir": _media_dir(),
                          "disable_caching": True, "verbosity": "ERROR", "progress_bar": "none"}):
             spec = importlib.util.spec_from_file_location(f"scene_{abs(hash(str(path)))}", path)
@@ -284,47 +285,3 @@ def _save_frame(scene, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     scene.renderer.update_frame(scene, ignore_skipping=True)
     Image.fromarray(scene.renderer.get_frame()).save(path)
-
-
-def inspect_in_subprocess(path: Path, timeout: float = 120.0) -> dict:
-    """inspect_scene in a child process with a time limit: for code nobody has vetted."""
-    try:
-        done = subprocess.run([sys.executable, "-m", "derivanim.dryrun", str(path)],
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"TimeoutExpired: the scene ran longer than {timeout:g} s", "phases": [], "plots": []}
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        return {"error": f"the scene's process died (exit {done.returncode}): {done.stderr.strip()[-300:]}",
-                "phases": [], "plots": []}
-    return json.loads(lines[-1])
-
-
-def inspect_many(paths: list[Path], timeout: float = 120.0) -> dict[Path, dict]:
-    """inspect_scene for many files, in one child process (Manim and LaTeX start once) with a time limit of
-    `timeout` per scene; scenes left without a report after a crash or time-out are retried one by one."""
-    reports: dict[Path, dict] = {}
-    if paths:
-        try:
-            done = subprocess.run([sys.executable, "-m", "derivanim.dryrun", *map(str, paths)],
-                                  capture_output=True, text=True, timeout=timeout * len(paths))
-            output = done.stdout
-        except subprocess.TimeoutExpired as expired:
-            output = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-        for line in output.splitlines():
-            if line.startswith("{"):
-                report = json.loads(line)
-                reports[Path(report.pop("path"))] = report
-    for path in paths:
-        if Path(path) not in reports:
-            reports[Path(path)] = inspect_in_subprocess(Path(path), timeout=timeout)
-    return reports
-
-
-def main(argv: list[str]) -> None:
-    for path in argv:
-        print(json.dumps({"path": path, **inspect_scene(Path(path))}), flush=True)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -26,8 +26,8 @@ from derivanim.api import shipped_slots_adapter
 from derivanim.baseline import PAPER_MAX_NEW_TOKENS
 from derivanim.calculus import evaluator
 from derivanim.corpus import Row, load_corpus
-from derivanim.dryrun import inspect_many
 from derivanim.errors import DerivanimError, InvalidInput
+from derivanim.execute import Job, dry_run_reports, run_jobs
 from derivanim.grammar import ParsedFunction, parse_function
 from derivanim.metrics import TABLE, missing_curves, runtime_metrics, static_metrics, usable
 
@@ -142,24 +142,20 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
     """Fill in every case's metrics: AST first, then a dry run of all scenes, then (optionally) a render.
 
     Identical code runs identically: template-rules and reference (and most template scenes) are often the
-    same file, so each distinct scene is written, dry-run and rendered once.
+    same file, so each distinct scene is dry-run and rendered once.
     """
-    files, distinct = {}, {}
+    scenes, distinct = {}, {}  # the distinct scene of each case, by its code's digest
     for case in cases:
         case.metrics = static_metrics(case.code or "")
         if case.code is not None and case.metrics["valid_syntax"]:
-            digest = hashlib.sha256(case.code.encode()).hexdigest()
-            if digest not in distinct:
-                distinct[digest] = scratch / f"{case.system}_{case.index:04d}.py"
-                distinct[digest].write_text(case.code)
-            files[id(case)] = distinct[digest]
-    reports = inspect_many(list(distinct.values()), timeout=config.scene_timeout)
-    rendered: dict[Path, bool] = {}
+            scenes[id(case)] = hashlib.sha256(case.code.encode()).hexdigest()
+            distinct[scenes[id(case)]] = case.code
+    reports = dict(dry_run_reports(distinct, timeout=config.scene_timeout))
     for case in cases:
         row = rows[case.index]
         truth = parse_function(row.slots.function, variable=row.slots.variable)
-        if id(case) in files:
-            report = reports[files[id(case)]]
+        if id(case) in scenes:
+            report = reports[scenes[id(case)]]
             case.metrics.update(runtime_metrics(report, truth))
             case.findings = {"error": report.get("error"), "layout": [
                 {k: phase[k] for k in ("name", "outside_frame", "text_overlaps")} for phase in report.get("phases", [])
@@ -167,29 +163,28 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
         else:
             case.metrics.update({"template_organization": False, "executable": False, "function_plot": False,
                                  "derivative_plot": False, "curves_on_screen": False, "layout_clean": False})
-        if config.render:
-            if case.metrics["executable"]:
-                if files[id(case)] not in rendered:
-                    rendered[files[id(case)]] = _renders(files[id(case)], scratch)
-                case.metrics["animation_output"] = rendered[files[id(case)]]
-            else:
-                case.metrics["animation_output"] = False
-        else:
-            case.metrics["animation_output"] = None
+    executable = {scenes[id(case)] for case in cases if case.metrics["executable"]}
+    rendered = _renders({digest: distinct[digest] for digest in executable}, scratch) if config.render else {}
+    for case in cases:
+        case.metrics["animation_output"] = rendered.get(scenes.get(id(case)), False) if config.render else None
         case.metrics["usable"] = usable(case.metrics)
 
 
-def _renders(scene_file: Path, scratch: Path) -> bool:
-    """A real render at low quality gives a video with frames."""
+def _renders(codes: dict[str, str], scratch: Path) -> dict[str, bool]:
+    """A real render of each scene at low quality: does it give a video with frames."""
+    keys = list(codes)
+    jobs = [Job(codes[key], mode="render", quality="l", timeout=600, output=scratch / "videos" / f"{key}.mp4")
+            for key in keys]
+    return {keys[result.index]: result.ok and _has_frames(result.video) for result in run_jobs(jobs)}
+
+
+def _has_frames(video: Path) -> bool:
     import av
 
-    from derivanim.render import render_scene
-
     try:
-        video = render_scene(scene_file, scratch / "videos", quality="l", timeout=600)
         with av.open(str(video)) as container:
             return next(container.decode(video=0), None) is not None
-    except (DerivanimError, OSError, av.error.FFmpegError):
+    except (OSError, av.error.FFmpegError):
         return False
 
 

@@ -3,8 +3,9 @@
 (a) fill(function, filler="rules") over every distinct function of the original DerivativeAnimator corpus,
     warm and in-process (one warm-up call first): median and p90.
 (b) Render cost at 480p15 (-ql) as seconds of rendering per second of video, for derivanim's scene and for the
-    corpus's reference scene (its `code` field) of the same functions. Both render the same way, in a
-    subprocess: `python -m manim render -ql --disable_caching`, from temporary folders only.
+    corpus's reference scene (its `code` field) of the same functions. Both render the same way, through
+    derivanim.execute (one worker process each, caching off, temporary folders only); wall and CPU time count
+    from the scene's start, Manim's import left out.
 
     .venv/bin/python scripts/benchmark.py            # prints a table, writes reports/benchmark.json
 
@@ -16,9 +17,7 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from derivanim import fill  # noqa: E402
+from derivanim.execute import Job, run_jobs  # noqa: E402
 
 CORPUS = ROOT / ".." / "shared" / "reference" / "derivanimator-525"
 SPLITS = ("train", "val", "test")
 RENDER_FUNCTIONS = ("x^2 + 5*x + 6", "x^3*sin(x)", "ln(x)")
-SCENE = "DerivativeVisualization"
 FILL_TARGET_MS = 100.0
 
 
@@ -80,30 +79,19 @@ def video_seconds(path: Path) -> float:
 
 
 def render(code: str, label: str) -> dict:
-    """Render a scene's source at -ql in a subprocess; wall and CPU seconds, and the video's length."""
+    """Render a scene's source at -ql; wall and CPU seconds, and the video's length."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{label}-") as scratch:
-        scene_file = Path(scratch) / "scene.py"
-        scene_file.write_text(code)
-        command = [sys.executable, "-m", "manim", "render", "-ql", "--disable_caching", "--progress_bar", "none",
-                   "--media_dir", str(Path(scratch) / "media"), str(scene_file), SCENE]
-        cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=scratch, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        videos = sorted(Path(scratch).rglob(f"{SCENE}.mp4"))
-        if done.returncode != 0 or not videos:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            return {"ok": False, "error": tail[0][:300], "wall_s": round(wall, 2)}
-        seconds = video_seconds(videos[0])
-        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        [result] = run_jobs([Job(code, mode="render", quality="l", output=Path(scratch) / "scene.mp4")])
+        if not result.ok:
+            return {"ok": False, "error": result.error[:300], "wall_s": result.seconds and round(result.seconds, 2)}
+        seconds = video_seconds(result.video)
         return {
             "ok": True,
-            "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 2),
+            "wall_s": round(result.seconds, 2),
+            "cpu_s": round(result.cpu_seconds, 2),
             "video_s": round(seconds, 2),
-            "wall_per_video_s": round(wall / seconds, 3),
-            "cpu_per_video_s": round(cpu / seconds, 3),
+            "wall_per_video_s": round(result.seconds / seconds, 3),
+            "cpu_per_video_s": round(result.cpu_seconds / seconds, 3),
         }
 
 
@@ -137,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             renders.append({"function": text, "ours": ours, "reference": reference})
 
     fill_ok = fills["median_ms"] < FILL_TARGET_MS
-    table = Table(title="derivanim benchmark (fill warm in-process; renders at 480p15, -ql --disable_caching)")
+    table = Table(title="derivanim benchmark (fill warm in-process; renders at 480p15, caching off, Manim import not counted)")
     table.add_column("measure")
     table.add_column("derivanim", justify="right")
     table.add_column("reference (corpus code)", justify="right")

@@ -3,7 +3,8 @@
 For each row: fill(function, filler="rules") succeeds; its derivative equals SymPy's diff of the parsed
 function (simplify(a - b) == 0 within a time limit, else equal at 20 points); and the generated scene's dry
 run ran all eight phases, drew f on the first axes and f' on the second, and left nothing outside the frame
-and no text over text. Scenes run in batches through `python -m derivanim.dryrun`, two processes at a time.
+and no text over text. Scenes run through derivanim.execute (batches of scenes in worker processes, two at a
+time; a scene that crashes or hangs fails alone).
 
     .venv/bin/python scripts/check_corpus.py                 # all rows; writes reports/corpus-check/
     .venv/bin/python scripts/check_corpus.py --limit 10      # the first 10 rows, to try it
@@ -13,11 +14,8 @@ Exit codes: 0 every row passed, 1 some row failed, 2 the corpus folder is absent
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from derivanim import fill  # noqa: E402
 from derivanim.calculus import TimeLimitExceeded, evaluator, time_limit  # noqa: E402
+from derivanim.execute import dry_run_reports  # noqa: E402
 from derivanim.grammar import parse_function  # noqa: E402
 
 CORPUS = ROOT / ".." / "shared" / "reference" / "derivanimator-525"
@@ -35,7 +34,8 @@ SPLITS = ("train", "val", "test")
 PHASES = 8
 SIMPLIFY_SECONDS = 5.0
 RTOL = 1e-5  # relative to max(|value|, the curve's size)
-SECONDS_PER_SCENE = 120  # a batch's time limit is this times its size
+SECONDS_PER_SCENE = 120
+PROGRESS_EVERY = 25  # scenes between progress lines (and summaries written so far)
 
 
 def load_rows() -> list[dict]:
@@ -121,29 +121,6 @@ def judge_dry_run(text: str, report: dict) -> dict:
     return result
 
 
-def dry_run_batch(paths: list[Path]) -> dict[str, dict]:
-    """Reports by path for a batch; a scene that kills its process is reported as such, and the rest go on."""
-    reports, pending = {}, list(paths)
-    while pending:
-        try:
-            done = subprocess.run([sys.executable, "-m", "derivanim.dryrun", *map(str, pending)], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=SECONDS_PER_SCENE * len(pending))
-            stdout, failure = done.stdout, f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
-        except subprocess.TimeoutExpired as timeout:
-            stdout = timeout.stdout.decode() if isinstance(timeout.stdout, bytes) else (timeout.stdout or "")
-            failure = f"timed out after {timeout.timeout:g} s"
-        for line in stdout.splitlines():
-            if line.startswith("{"):
-                report = json.loads(line)
-                reports[report["path"]] = report
-        rest = [path for path in pending if str(path) not in reports]
-        if rest:  # the first scene without a report is the one the process died on
-            reports[str(rest[0])] = {"error": f"the dry-run process died ({failure})", "phases": [], "plots": []}
-            rest = rest[1:]
-        pending = rest
-    return reports
-
-
 def write_summary(out: Path, rows: list[dict], results: dict, started: float, finished: bool, command: str) -> dict:
     checks = ("fill_ok", "derivative_ok", "dry_run_ok", "plots_ok", "layout_ok")
     per_row = [results.get(row["function"], {}) for row in rows]
@@ -211,7 +188,6 @@ def write_readme(out: Path, summary: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="check only the first N rows")
-    parser.add_argument("--batch", type=int, default=25, help="scenes per dry-run process (default 25)")
     parser.add_argument("--workers", type=int, default=2, help="dry-run processes at a time (at most 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "corpus-check", help="where to write the report")
     args = parser.parse_args(argv)
@@ -223,39 +199,32 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_rows()[:args.limit]
     functions = list(dict.fromkeys(row["function"] for row in rows))
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="corpus-check-") as scratch:
-        scenes = {}
-        for i, text in enumerate(functions):  # fill and the symbolic check run here: SIGALRM needs the main thread
-            result = results[text] = {"fill_ok": False, "derivative_ok": False, "reasons": []}
-            try:
-                animation = fill(text, filler="rules")
-            except Exception as error:
-                result["reasons"].append(f"fill: {type(error).__name__}: {error}"[:300])
-                continue
-            result["fill_ok"] = True
-            try:
-                result["derivative_ok"], result["derivative_check"] = same_derivative(text, animation.derivative_sympy)
-            except Exception as error:
-                result["derivative_check"] = f"{type(error).__name__}: {error}"
-            if not result["derivative_ok"]:
-                result["reasons"].append(f"derivative {animation.derivative_sympy}: {result['derivative_check']}"[:300])
-            scenes[text] = Path(scratch) / f"scene_{i:03d}.py"
-            scenes[text].write_text(animation.code)
-        print(f"filled {len(scenes)} of {len(functions)} distinct functions in {time.time() - started:.0f} s", flush=True)
-        by_path = {str(path): text for text, path in scenes.items()}
-        paths = list(scenes.values())
-        batches = [paths[i:i + args.batch] for i in range(0, len(paths), args.batch)]
-        with ThreadPoolExecutor(max_workers=max(1, min(args.workers, 2))) as pool:
-            futures = [pool.submit(dry_run_batch, batch) for batch in batches]
-            for n, future in enumerate(as_completed(futures), 1):
-                reports = future.result()
-                for path, report in reports.items():
-                    verdict = judge_dry_run(by_path[path], report)
-                    results[by_path[path]].update({k: v for k, v in verdict.items() if k != "reasons"})
-                    results[by_path[path]]["reasons"] += verdict["reasons"]
-                summary = write_summary(args.out, rows, results, started, False, command)
-                print(f"batch {n}/{len(batches)}: {summary['checked_rows']} rows checked, {summary['all_ok']} all ok, "
-                      f"{time.time() - started:.0f} s", flush=True)
+    scenes = {}
+    for text in functions:  # fill and the symbolic check run here: SIGALRM needs the main thread
+        result = results[text] = {"fill_ok": False, "derivative_ok": False, "reasons": []}
+        try:
+            animation = fill(text, filler="rules")
+        except Exception as error:
+            result["reasons"].append(f"fill: {type(error).__name__}: {error}"[:300])
+            continue
+        result["fill_ok"] = True
+        try:
+            result["derivative_ok"], result["derivative_check"] = same_derivative(text, animation.derivative_sympy)
+        except Exception as error:
+            result["derivative_check"] = f"{type(error).__name__}: {error}"
+        if not result["derivative_ok"]:
+            result["reasons"].append(f"derivative {animation.derivative_sympy}: {result['derivative_check']}"[:300])
+        scenes[text] = animation.code
+    print(f"filled {len(scenes)} of {len(functions)} distinct functions in {time.time() - started:.0f} s", flush=True)
+    reports = dry_run_reports(scenes, timeout=SECONDS_PER_SCENE, workers=max(1, min(args.workers, 2)))
+    for done, (text, report) in enumerate(reports, 1):
+        verdict = judge_dry_run(text, report)
+        results[text].update({k: v for k, v in verdict.items() if k != "reasons"})
+        results[text]["reasons"] += verdict["reasons"]
+        if done % PROGRESS_EVERY == 0 or done == len(scenes):
+            summary = write_summary(args.out, rows, results, started, False, command)
+            print(f"{done}/{len(scenes)} scenes dry-run: {summary['checked_rows']} rows checked, "
+                  f"{summary['all_ok']} all ok, {time.time() - started:.0f} s", flush=True)
     summary = write_summary(args.out, rows, results, started, True, command)
     write_readme(args.out, summary)
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=2))

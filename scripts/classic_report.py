@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from derivanim import fill  # noqa: E402
-from derivanim.dryrun import inspect_many  # noqa: E402
+from derivanim.execute import dry_run_reports  # noqa: E402
 from derivanim.grammar import parse_function  # noqa: E402
 from derivanim.metrics import missing_curves, runtime_metrics  # noqa: E402
 from derivanim.teaching import readability  # noqa: E402
 from tests.classic import load_suite  # noqa: E402
 
-BATCH = 10  # scenes per dry-run process
+PROGRESS_EVERY = 10  # dry runs between progress lines
 
 
 def measure(suite) -> list[dict]:
@@ -45,17 +45,16 @@ def measure(suite) -> list[dict]:
     return rows
 
 
-def dry_run(rows: list[dict], folder: Path, say) -> None:
-    paths = [row["animation"].save(folder / f"scene_{i:03d}.py") for i, row in enumerate(rows)]
-    for start in range(0, len(rows), BATCH):
-        reports = inspect_many(paths[start:start + BATCH], timeout=300)
-        for row, path in zip(rows[start:start + BATCH], paths[start:start + BATCH]):
-            report = reports[path]
-            metrics = runtime_metrics(report, parse_function(row["function"]))
-            layout = [p["name"] for p in report.get("phases", []) if p["outside_frame"] or p["text_overlaps"]]
-            row["dry_run"] = {"error": report.get("error"), "missing_curves": missing_curves(report),
-                              "layout_problems_in": layout, "clean": all(metrics.values())}
-        say(f"dry runs: {min(start + BATCH, len(rows))}/{len(rows)}")
+def dry_run(rows: list[dict], say) -> None:
+    codes = {index: row["animation"].code for index, row in enumerate(rows)}
+    for done, (index, report) in enumerate(dry_run_reports(codes, timeout=300), 1):
+        row = rows[index]
+        metrics = runtime_metrics(report, parse_function(row["function"]))
+        layout = [p["name"] for p in report.get("phases", []) if p["outside_frame"] or p["text_overlaps"]]
+        row["dry_run"] = {"error": report.get("error"), "missing_curves": missing_curves(report),
+                          "layout_problems_in": layout, "clean": all(metrics.values())}
+        if done % PROGRESS_EVERY == 0 or done == len(rows):
+            say(f"dry runs: {done}/{len(rows)}")
 
 
 def sample(rows: list[dict], count: int) -> list[dict]:
@@ -157,7 +156,7 @@ def main() -> None:
     say(f"filled and measured {len(rows)} functions")
     with tempfile.TemporaryDirectory(prefix="derivanim-classic-") as scratch:
         if not args.no_dry_run:
-            dry_run(rows, Path(scratch), say)
+            dry_run(rows, say)
         videos = render_and_check(sample(rows, args.renders), Path(scratch), say)
         if videos:
             contact_sheet(videos, out / "contact_sheet.png")

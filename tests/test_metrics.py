@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from derivanim import fill
-from derivanim.dryrun import inspect_many
+from derivanim.execute import dry_run_reports
 from derivanim.grammar import parse_function
 from derivanim.metrics import missing_curves, runtime_metrics, static_metrics, usable
 
@@ -23,7 +23,7 @@ def _broken(code: str, old: str, new: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def scenes(tmp_path_factory):
+def scenes():
     animation = fill(FUNCTION, filler="rules")
     code = animation.code
     variants = {
@@ -42,15 +42,10 @@ def scenes(tmp_path_factory):
                              "        self.add(Dot(axes.c2p(float('nan'), 0)))\n        self.play(Create(legs), Write(panel))"),
         "off_frame": _broken(code, "        self.play(Write(title))", "        title.shift(RIGHT * 9)\n        self.play(Write(title))"),
     }
-    folder = tmp_path_factory.mktemp("metric-scenes")
-    paths = {}
-    for name, source in variants.items():
-        paths[name] = folder / f"{name}.py"
-        paths[name].write_text(source)
-    reports = inspect_many(list(paths.values()), timeout=300)
+    reports = dict(dry_run_reports(variants, timeout=300, workers=2))
     truth = parse_function(FUNCTION)
-    return {name: {"code": variants[name], "runtime": runtime_metrics(reports[paths[name]], truth),
-                   "static": static_metrics(variants[name]), "report": reports[paths[name]]} for name in variants}
+    return {name: {"code": variants[name], "runtime": runtime_metrics(reports[name], truth),
+                   "static": static_metrics(variants[name]), "report": reports[name]} for name in variants}
 
 
 def test_the_unbroken_scene_passes_every_metric(scenes):

@@ -15,8 +15,9 @@ import av
 import pytest
 
 from derivanim.errors import InvalidInput, RenderError
-from derivanim.render import (GIF_MAX_FPS, GIF_MAX_WIDTH, Outputs, _failure, convert_video, open_in_viewer,
-                              output_target, render_scene, slug, subtitles_in_turn, write_animation)
+from derivanim.execute import _failure
+from derivanim.render import Outputs, open_in_viewer, output_target, render_scene, slug, write_animation
+from derivanim.video import GIF_MAX_FPS, GIF_MAX_WIDTH, convert_video, subtitles_in_turn
 
 TWO_PHASES = '''
 from manim import *
@@ -153,7 +154,7 @@ def test_webm_is_vp9_with_every_frame(tmp_path):
 CONVERT_AND_REPORT_PEAK = """
 import resource, sys
 from pathlib import Path
-from derivanim.render import convert_video
+from derivanim.video import convert_video
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 convert_video(Path(sys.argv[1]), Path(sys.argv[2]))
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)

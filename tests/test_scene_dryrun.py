@@ -2,15 +2,11 @@
 first axes is f, the curve on the second is f' (checked against SymPy, not against the scene's own numbers),
 and after each phase nothing is outside the frame and no text sits on text.
 
-Manim's import and LaTeX dominate the cost, so all scenes go through one `python -m derivanim.dryrun` run per
-worker process, once per module, and the tests read the results.
+Manim's import and LaTeX dominate the cost, so all scenes are dry-run once per module, in batches that share a
+worker process (derivanim.execute), and the tests read the results.
 """
 
-import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +14,7 @@ import sympy
 
 from derivanim import fill
 from derivanim.calculus import evaluator
+from derivanim.execute import dry_run_reports
 from derivanim.grammar import parse_function
 
 FUNCTIONS = [
@@ -32,7 +29,7 @@ BROKEN_DERIVATIVE, BROKEN_CONSTRUCT = "broken_df", "broken_construct"
 RTOL = 1e-5  # relative to max(|value|, the curve's size): two float64 evaluations of one function
 MIN_COVERAGE = 0.6  # share of the window the curves of f (and of f') together span
 DRY_RUN_WORKERS = 2
-DRY_RUN_TIMEOUT = 1200
+DRY_RUN_TIMEOUT = 300  # seconds a scene may take
 
 
 def _break_derivative(code: str) -> str:
@@ -48,42 +45,16 @@ def _break_construct(code: str) -> str:
     return broken
 
 
-def _run_dry_runs(paths: list[Path]) -> dict[str, dict]:
-    """`python -m derivanim.dryrun` over the files, split across a few processes run side by side."""
-    chunks = [paths[i::DRY_RUN_WORKERS] for i in range(DRY_RUN_WORKERS)]
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "derivanim.dryrun", *map(str, chunk)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for chunk in chunks if chunk
-    ]
-    reports = {}
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=DRY_RUN_TIMEOUT)
-        for line in stdout.splitlines():
-            if line.startswith("{"):
-                report = json.loads(line)
-                reports[report["path"]] = report
-        assert process.returncode == 0, stderr[-2000:]
-    return reports
-
-
 @pytest.fixture(scope="module")
-def dry_runs(tmp_path_factory):
+def dry_runs():
     """{function or broken case: (animation, dry-run report)}, every scene run once."""
-    folder = tmp_path_factory.mktemp("scenes")
     animations = {text: fill(text, filler="rules") for text in FUNCTIONS}
-    sources = {f"scene_{i:02d}": (text, animations[text].code) for i, text in enumerate(FUNCTIONS)}
+    codes = {text: animations[text].code for text in FUNCTIONS}
     # The broken scenes are edited copies of the first function's scene.
-    sources[BROKEN_DERIVATIVE] = (FUNCTIONS[0], _break_derivative(animations[FUNCTIONS[0]].code))
-    sources[BROKEN_CONSTRUCT] = (FUNCTIONS[0], _break_construct(animations[FUNCTIONS[0]].code))
-    paths = {}
-    for stem, (_, code) in sources.items():
-        paths[stem] = folder / f"{stem}.py"
-        paths[stem].write_text(code)
-    reports = _run_dry_runs(list(paths.values()))
-    keys = {stem: text for stem, (text, _) in sources.items() if stem.startswith("scene_")}
-    keys.update({BROKEN_DERIVATIVE: BROKEN_DERIVATIVE, BROKEN_CONSTRUCT: BROKEN_CONSTRUCT})
-    return {key: (animations[sources[stem][0]], reports[str(paths[stem])]) for stem, key in keys.items()}
+    codes[BROKEN_DERIVATIVE] = _break_derivative(animations[FUNCTIONS[0]].code)
+    codes[BROKEN_CONSTRUCT] = _break_construct(animations[FUNCTIONS[0]].code)
+    reports = dict(dry_run_reports(codes, timeout=DRY_RUN_TIMEOUT, workers=DRY_RUN_WORKERS))
+    return {key: (animations.get(key, animations[FUNCTIONS[0]]), reports[key]) for key in codes}
 
 
 def _reference(text: str):

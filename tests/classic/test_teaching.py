@@ -119,16 +119,13 @@ DRY_RUN_SAMPLE = ["sin(x)/x", "x ln(x)", "sin(1/x)", "abs(x)", "tan(x)", "x^2*e^
 
 
 @pytest.mark.slow
-def test_a_sample_across_the_categories_dry_runs_with_every_curve_on_screen(tmp_path):
-    from derivanim.dryrun import inspect_many
+def test_a_sample_across_the_categories_dry_runs_with_every_curve_on_screen():
+    from derivanim.execute import dry_run_reports
     from derivanim.metrics import missing_curves, runtime_metrics
 
-    paths = []
-    for index, text in enumerate(DRY_RUN_SAMPLE):
-        paths.append(fill(text, filler="rules").save(tmp_path / f"scene_{index}.py"))
-    reports = inspect_many(paths, timeout=300)
-    for text, path in zip(DRY_RUN_SAMPLE, paths):
-        report = reports[path]
+    reports = dict(dry_run_reports({text: fill(text, filler="rules").code for text in DRY_RUN_SAMPLE}, timeout=300))
+    for text in DRY_RUN_SAMPLE:
+        report = reports[text]
         metrics = runtime_metrics(report, parse_function(text))
         assert report["error"] is None, (text, report["error"])
         assert missing_curves(report) == [] and metrics["curves_on_screen"], text

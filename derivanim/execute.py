@@ -1,0 +1,564 @@
+"""The one place where scenes run: Manim in worker processes, for a dry run or a render, with one policy for a scene
+that crashes or hangs.
+
+A `Job` is one scene: its code and class, the mode ('dry-run': construct() with animations skipped, recorded by
+derivanim.dryrun; 'render': a video) and, for a render, the quality, format and the video's path. `run_jobs` runs
+jobs in worker processes, `workers` at a time, and yields each job's `Result` as it finishes. Dry runs share a
+worker, up to DRY_RUN_BATCH of them, so that Manim is imported and LaTeX typeset once for all; a render has a worker
+of its own.
+
+The policy, whoever asks: a scene that crashes or hangs fails alone, and the rest go on. Each scene's time limit
+counts from its own start (a batch's shared start-up is not charged to its first scene); past it, the worker is
+stopped with everything it started (LaTeX, dvisvgm) and the scene fails. When a worker dies in the middle of a batch,
+the scenes it had not finished run again, one per worker, so that only the culprit fails. A failure is a Result whose
+`error` says why in one line.
+
+A render is atomic: Manim writes into a private work folder beside the destination and only the finished video (and
+subtitles) are moved into place, so a failure, a full disk or Ctrl-C never leaves a half-written file; a failed
+render's log is kept beside where its video would have gone.
+
+The worker is `serve` in a fresh Python (WORKER, given a file descriptor FD): it reads its tasks (JSON) on stdin and writes events,
+one JSON object a line, to the file descriptor FD; everything else it prints (Manim's output) is its log.
+"""
+
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Literal, TypeVar
+
+from derivanim.dryrun import blank_report, inspect_scene
+from derivanim.video import convert_video, subtitles_in_turn
+
+SCENE = "DerivativeVisualization"
+MODES = ("dry-run", "render")
+QUALITIES = {"l": "low_quality", "m": "medium_quality", "h": "high_quality", "k": "fourk_quality"}
+FORMATS = ("mp4", "gif", "webm")
+DRY_RUN_BATCH = 20  # dry runs per worker: Manim's import and the LaTeX cache are shared
+OUTSIDE_SCENE_SECONDS = 120.0  # a worker may take this long outside a scene: starting, between scenes, exiting
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+WORKER = "import sys; from derivanim.execute import serve; serve(int(sys.argv[1]))"  # not -m: derivanim imports execute
+
+Key = TypeVar("Key")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scene to run. `timeout`: the seconds it may run from its own start (None: no limit). A render needs
+    `output`, the video's path (`<stem>.<fmt>`); its subtitles go beside it as `<stem>.srt`, and a failed render's log
+    as `<stem>.render.log`."""
+
+    code: str
+    mode: Literal["dry-run", "render"] = "dry-run"
+    scene: str = SCENE
+    quality: str = "m"
+    fmt: str = "mp4"
+    timeout: float | None = None
+    output: Path | None = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.quality not in QUALITIES:
+            raise ValueError(f"quality must be one of {', '.join(QUALITIES)}")
+        if self.fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+        if self.mode == "render" and (self.output is None or Path(self.output).suffix != f".{self.fmt}"):
+            raise ValueError(f"a render needs the path of its video, a .{self.fmt} file")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of a job. `error` is None if the scene ran to its end, else why not in one line (its own error,
+    Manim's, a time limit, a worker that died). A dry run always has a `report` (derivanim.dryrun's; only the error
+    where the scene never finished); a finished render has its `video` and `subtitles` (where the scene has any), a
+    failed one its `log`."""
+
+    index: int  # the job's place among those given to run_jobs
+    job: Job
+    error: str | None = None
+    report: dict | None = None
+    video: Path | None = None
+    subtitles: Path | None = None
+    log: Path | None = None
+    seconds: float | None = None  # wall time from the scene's start to its end; None if it never ended
+    cpu_seconds: float | None = None  # the worker's CPU time for the scene, with the LaTeX it ran
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class RenderProgress:
+    """Where a render stands: the step ('rendering', then 'converting to GIF' or 'converting to WebM'), the scene
+    section being rendered (a phase; '' where the scene has none), animations done of all, and the time left."""
+
+    step: str
+    phase: str
+    phase_number: int
+    phases: int
+    animations_done: int
+    animations: int
+    fraction: float  # of this step, by video time
+    seconds_left: float | None  # None until there is a rate to go by
+
+
+# --- running jobs -------------------------------------------------------------------------------------------------
+
+def run_jobs(jobs: Iterable[Job], workers: int = 1,
+             on_progress: Callable[[int, RenderProgress], None] | None = None) -> Iterator[Result]:
+    """Run the jobs, `workers` worker processes at a time; yields each job's Result as it finishes (its `index`
+    says which job). `on_progress(index, progress)` hears how each render stands; without it a render skips the
+    pass that counts its animations. Leaving early (an error, Ctrl-C, the loop left) stops every worker and removes
+    their work folders before it goes on."""
+    jobs = list(jobs)
+    run = _Run(on_progress)
+    groups = _groups(jobs, max(1, workers))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups))))
+    try:
+        for group in groups:
+            pool.submit(run.group, group)
+        for _ in jobs:
+            outcome = run.results.get()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            yield outcome
+    finally:
+        run.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def dry_run_reports(codes: Mapping[Key, str], timeout: float | None, workers: int = 1,
+                    scene: str = SCENE) -> Iterator[tuple[Key, dict]]:
+    """Dry-run each scene; yields (key, report) as each finishes."""
+    keys = list(codes)
+    for result in run_jobs([Job(codes[key], scene=scene, timeout=timeout) for key in keys], workers):
+        yield keys[result.index], result.report
+
+
+def _groups(jobs: list[Job], workers: int) -> list[list[tuple[int, Job]]]:
+    """Dry runs in batches (no larger than it takes to keep every worker busy), each render alone."""
+    dry = [(index, job) for index, job in enumerate(jobs) if job.mode == "dry-run"]
+    size = max(1, min(DRY_RUN_BATCH, math.ceil(len(dry) / workers)))
+    return ([dry[start:start + size] for start in range(0, len(dry), size)]
+            + [[(index, job)] for index, job in enumerate(jobs) if job.mode == "render"])
+
+
+class _Cancelled(Exception):
+    """run_jobs ended early: no worker may start."""
+
+
+@dataclass
+class _Exit:
+    """How a worker ended: what each task it finished reported, by the task's number; the task that ran past its
+    time limit (None if none did); why it stopped, where it stopped before its last task finished; and a failed
+    render's log, kept."""
+
+    finished: dict[int, dict]
+    timed_out: int | None
+    reason: str | None
+    log: Path | None = None
+
+
+class _Run:
+    """The worker processes of one run_jobs call: each group of jobs in its thread, one worker at a time, results
+    into one queue; all stopped at once when the call ends early."""
+
+    def __init__(self, on_progress: Callable[[int, RenderProgress], None] | None):
+        self.on_progress = on_progress
+        self.results: SimpleQueue = SimpleQueue()
+        self.lock = threading.Lock()
+        self.live: set[subprocess.Popen] = set()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            for process in self.live:
+                _stop(process)
+
+    def group(self, group: list[tuple[int, Job]]) -> None:
+        try:
+            self._isolated(group)
+        except _Cancelled:
+            pass
+        except BaseException as error:  # a fault of ours, or of a progress callback: the caller's to see
+            self.results.put(error)
+
+    def _isolated(self, group: list[tuple[int, Job]]) -> None:
+        """The policy: run the group in one worker; a scene past its limit fails, and when the worker died before
+        the end, the scenes it left run again one per worker (alone, a death is the scene's own)."""
+        if group[0][1].mode == "render":
+            finished, ended = self._render(*group[0])
+        else:
+            finished, ended = self._dry_runs(group)
+        for result in finished:
+            self.results.put(result)
+        done = {result.index for result in finished}
+        left = [(number, index, job) for number, (index, job) in enumerate(group) if index not in done]
+        for number, index, job in left:
+            if number == ended.timed_out:
+                self.results.put(self._failed(index, job, f"Manim did not finish within {job.timeout:g} s", ended))
+            elif len(group) == 1:
+                self.results.put(self._failed(index, job, f"Manim failed: {ended.reason}", ended))
+            else:
+                self._isolated([(index, job)])
+
+    def _failed(self, index: int, job: Job, error: str, ended: _Exit) -> Result:
+        return Result(index, job, error=error, report=blank_report(error=error) if job.mode == "dry-run" else None,
+                      log=ended.log)
+
+    def _dry_runs(self, group: list[tuple[int, Job]]) -> tuple[list[Result], _Exit]:
+        scratch = Path(tempfile.mkdtemp(prefix="derivanim-dryrun-"))
+        try:
+            tasks = []
+            for number, (_, job) in enumerate(group):
+                path = scratch / f"scene_{number:03d}.py"
+                path.write_text(job.code, encoding="utf-8")
+                tasks.append({"mode": "dry-run", "file": str(path), "scene": job.scene})
+            ended = self._worker(tasks, [job.timeout for _, job in group], scratch / "worker.log", scratch, None)
+            finished = [Result(group[number][0], group[number][1], error=outcome["report"]["error"],
+                               report=outcome["report"], seconds=outcome["seconds"],
+                               cpu_seconds=outcome["cpu_seconds"])
+                        for number, outcome in ended.finished.items()]
+            return finished, ended
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _render(self, index: int, job: Job) -> tuple[list[Result], _Exit]:
+        target = Path(job.output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Absolute paths, because Manim runs inside the work folder; the log stays there too until a failure
+        # needs it, so renders into the same folder never share (or delete) each other's log.
+        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".render-")).resolve()
+        try:
+            scene_file = work / f"{target.stem}.py"
+            scene_file.write_text(job.code, encoding="utf-8")
+            task = {"mode": "render", "file": str(scene_file), "scene": job.scene, "media_dir": str(work / "media"),
+                    "quality": QUALITIES[job.quality], "convert_to": str(work / target.name) if job.fmt != "mp4" else None,
+                    "count": self.on_progress is not None}
+            report = None if self.on_progress is None else (lambda progress: self.on_progress(index, progress))
+            ended = self._worker([task], [job.timeout], work / "manim.log", work, _Tracker(report).handle)
+            outcome = ended.finished.get(0)
+            if outcome is None:  # the policy's to report, with the log
+                ended.log = _keep_log(work / "manim.log", target)
+                return [], ended
+            error = outcome["error"]
+            if error is None:
+                subtitles = Path(outcome["subtitles"]) if outcome["subtitles"] else None
+                try:
+                    _publish(Path(outcome["video"]), target, subtitles)
+                except OSError as problem:  # a full disk or a read-only folder: say so, with the (complete) log
+                    error = f"could not write {target}: {problem.strerror or problem}"
+                else:
+                    return [Result(index, job, video=target,
+                                   subtitles=target.with_suffix(".srt") if subtitles else None,
+                                   seconds=outcome["seconds"], cpu_seconds=outcome["cpu_seconds"])], ended
+            return [Result(index, job, error=error, log=_keep_log(work / "manim.log", target),
+                           seconds=outcome["seconds"], cpu_seconds=outcome["cpu_seconds"])], ended
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _worker(self, tasks: list[dict], timeouts: list[float | None], log_path: Path, cwd: Path,
+                on_event: Callable[[dict], None] | None) -> _Exit:
+        """Run the tasks in one worker process and collect what each reports; stops it when a task (or the time
+        outside tasks) runs past its limit, or when the caller goes."""
+        # The worker imports this very derivanim, installed or not.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_ROOT, os.environ.get("PYTHONPATH"))))}
+        read_end, write_end = os.pipe()
+        try:
+            with self.lock, open(log_path, "w") as log:
+                if self.cancelled:
+                    raise _Cancelled
+                # Its own process group, so that stopping it stops the LaTeX and dvisvgm it runs as well.
+                process = subprocess.Popen([sys.executable, "-c", WORKER, str(write_end)],
+                                           stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                           env=env, pass_fds=(write_end,), start_new_session=True, text=True)
+                self.live.add(process)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        watchdog = _Watchdog(process)
+        finished: dict[int, dict] = {}
+        started: dict[int, float] = {}
+        try:
+            watchdog.arm(None, OUTSIDE_SCENE_SECONDS)
+            try:
+                process.stdin.write(json.dumps(tasks))
+                process.stdin.close()
+            except BrokenPipeError:  # it died at once: the log says why
+                pass
+            with os.fdopen(read_end) as events:
+                for line in events:
+                    if not line.endswith("\n"):  # cut short: the worker was killed while writing it
+                        break
+                    event = json.loads(line)
+                    if event["event"] == "start":
+                        started[event["task"]] = time.monotonic()
+                        watchdog.arm(event["task"], timeouts[event["task"]])
+                    elif event["event"] == "finished":
+                        watchdog.arm(None, OUTSIDE_SCENE_SECONDS)
+                        finished[event["task"]] = {**event, "seconds": time.monotonic() - started[event["task"]]}
+                    elif on_event is not None:
+                        on_event(event)
+            code = process.wait()
+            reason = None if len(finished) == len(tasks) else (
+                f"the worker stopped after {OUTSIDE_SCENE_SECONDS:g} s outside any scene (starting or ending)"
+                if watchdog.expired and watchdog.timed_out is None else _failure(code, log_path))
+        except BaseException:
+            _stop(process)
+            process.wait()
+            raise
+        finally:
+            watchdog.arm(None, None)
+            with self.lock:
+                self.live.discard(process)
+        if self.cancelled:  # stopped because the caller went: nothing to report, no log to keep
+            raise _Cancelled
+        return _Exit(finished, watchdog.timed_out, reason)
+
+
+class _Watchdog:
+    """Stops a worker when what it does now (a task, or the time outside tasks) runs past its limit, and remembers
+    the task that did."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+        self.expired = False
+        self.timed_out: int | None = None
+
+    def arm(self, task: int | None, seconds: float | None) -> None:
+        """From now on, allow `task` (None: the time outside tasks) `seconds` (None: no limit)."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = None
+            if seconds is not None:
+                self.timer = threading.Timer(seconds, self._expire, (task,))
+                self.timer.args += (self.timer,)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _expire(self, task: int | None, timer: threading.Timer) -> None:
+        with self.lock:
+            if timer is not self.timer:  # re-armed in the meantime
+                return
+            self.expired, self.timed_out = True, task
+        _stop(self.process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill a worker and everything it started (its process group)."""
+    if process.returncode is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _failure(code: int, log_path: Path) -> str:
+    """Why a worker stopped before its scene ended, where it could not say so itself: killed (by the system, e.g.
+    out of memory), or the last error line of its log."""
+    if code < 0:
+        return f"the worker was killed by signal {signal.Signals(-code).name} (out of memory?)"
+    lines = [line.strip() for line in Path(log_path).read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"(Error|Exception)\b", line)]
+    return (errors or lines or [f"exit code {code}, no output"])[-1][:300]
+
+
+def _publish(video: Path, target: Path, subtitles: Path | None) -> None:
+    """Move the finished video (and subtitles) into place; a log of an earlier failed render goes, being stale."""
+    os.replace(video, target)
+    if subtitles is not None:
+        os.replace(subtitles, target.with_suffix(".srt"))
+    else:
+        target.with_suffix(".srt").unlink(missing_ok=True)
+    target.with_suffix(".render.log").unlink(missing_ok=True)
+
+
+def _keep_log(work_log: Path, target: Path) -> Path | None:
+    """Move a failed render's log out of the work folder, beside where the video would have gone."""
+    kept = target.with_suffix(".render.log")
+    try:
+        os.replace(work_log, kept)
+    except OSError:
+        return None
+    return kept
+
+
+class _Tracker:
+    """Turns a render's events into RenderProgress: the plan gives each animation's phase and length, and the time
+    left follows from how fast the video seconds done so far were rendered."""
+
+    def __init__(self, report: Callable[[RenderProgress], None] | None):
+        self.report = report
+        self.plan: list[tuple[str | None, float]] = []
+        self.started = time.monotonic()
+
+    def handle(self, event: dict) -> None:
+        if self.report is None:
+            return
+        kind = event["event"]
+        if kind == "plan":
+            self.plan = [(phase, seconds) for phase, seconds in event["animations"]]
+            self.started = time.monotonic()
+            self._rendering(0, None)
+        elif kind == "played":
+            self._rendering(event["done"], event["phase"])
+        elif kind == "converting":
+            if event["fraction"] == 0:
+                self.started = time.monotonic()
+            self.report(RenderProgress(event["step"], "", 0, 0, 0, 0, event["fraction"],
+                                       _seconds_left(self.started, event["fraction"])))
+
+    def _rendering(self, done: int, last_phase: str | None) -> None:
+        phases = list(dict.fromkeys(phase for phase, _ in self.plan if phase))
+        phase = self.plan[done][0] if done < len(self.plan) else last_phase  # the one being rendered now
+        total = sum(seconds for _, seconds in self.plan) or 1.0
+        fraction = min(sum(seconds for _, seconds in self.plan[:done]) / total, 1.0)
+        self.report(RenderProgress(
+            step="rendering", phase=phase or "", phase_number=phases.index(phase) + 1 if phase in phases else 0,
+            phases=len(phases), animations_done=done, animations=len(self.plan), fraction=fraction,
+            seconds_left=_seconds_left(self.started, fraction),
+        ))
+
+
+def _seconds_left(started: float, fraction: float) -> float | None:
+    """The time the rest of a step takes at the rate of the part done since `started`."""
+    return (time.monotonic() - started) * (1 - fraction) / fraction if fraction > 0 else None
+
+
+# --- the worker process ---------------------------------------------------------------------------------------
+
+def serve(events_fd: int) -> None:
+    """Run the tasks given on stdin, in turn, reporting each one's start and end (and a render's progress)."""
+    import manim  # noqa: F401  (here, so that the first scene's clock does not run while Manim is imported)
+
+    events = os.fdopen(events_fd, "w", buffering=1)
+
+    def emit(**fields) -> None:
+        events.write(json.dumps(fields) + "\n")
+
+    for number, task in enumerate(json.loads(sys.stdin.read())):
+        emit(event="start", task=number)
+        before = _cpu_seconds()
+        outcome = {"report": inspect_scene(Path(task["file"]), scene_name=task["scene"])} \
+            if task["mode"] == "dry-run" else _render_here(task, emit)
+        emit(event="finished", task=number, cpu_seconds=round(_cpu_seconds() - before, 3), **outcome)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # not waiting for threads a scene may have left running
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _render_here(task: dict, emit: Callable[..., None]) -> dict:
+    """Render the scene in this process (after a pass that counts its animations, where the parent follows the
+    progress; that pass also typesets the LaTeX the real one reuses), then convert it; the video's path, or why
+    there is none."""
+    import importlib.util
+
+    from manim import tempconfig
+
+    try:
+        spec = importlib.util.spec_from_file_location(Path(task["file"]).stem, task["file"])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        scene_class = getattr(module, task["scene"], None)
+        if scene_class is None:
+            raise NameError(f"the scene file defines no class {task['scene']}")
+        settings = {"input_file": task["file"], "media_dir": task["media_dir"], "quality": task["quality"],
+                    "format": "mp4", "disable_caching": True, "progress_bar": "none"}
+        if task["count"]:
+            plan = []
+            with tempconfig(settings):
+                try:
+                    counting = scene_class(skip_animations=True)
+                except TypeError:  # a scene with an __init__ of its own: rendered without a count
+                    counting = None
+                if counting is not None:
+                    _instrumented(counting, lambda phase, seconds: plan.append((phase, seconds))).render()
+            emit(event="plan", animations=plan)
+        done = [0]
+
+        def played(phase, seconds):
+            done[0] += 1
+            emit(event="played", done=done[0], phase=phase)
+
+        with tempconfig(settings):
+            scene = _instrumented(scene_class(), played)
+            scene.render()
+            writer = scene.renderer.file_writer
+            video = Path(writer.movie_file_path)
+            subtitles = Path(writer.output_plan.subcaption_file) if writer.subcaptions else None
+    except BaseException as error:
+        traceback.print_exc(file=sys.stdout)
+        return {"error": f"Manim failed: {_latex_error(f'{type(error).__name__}: {error}')}"}
+    if not video.is_file():
+        return {"error": "Manim failed: it wrote no video"}
+    if subtitles is not None:
+        subtitles.write_text(subtitles_in_turn(subtitles.read_text(encoding="utf-8")), encoding="utf-8")
+    if task["convert_to"]:
+        import av
+
+        target = Path(task["convert_to"])
+        step = f"converting to {'GIF' if target.suffix == '.gif' else 'WebM'}"
+        emit(event="converting", step=step, fraction=0)
+        try:
+            video = convert_video(video, target, lambda fraction: emit(event="converting", step=step,
+                                                                       fraction=fraction))
+        except av.FFmpegError as error:
+            traceback.print_exc(file=sys.stdout)
+            return {"error": f"converting the video to {target.suffix[1:]} failed: {error}"}
+    return {"error": None, "video": str(video), "subtitles": str(subtitles) if subtitles else None}
+
+
+def _instrumented(scene, on_play: Callable[[str | None, float], None]):
+    """The scene, reporting each finished animation with its section (phase) and length in video seconds."""
+    phase = [None]
+    play, next_section = scene.play, scene.next_section
+
+    def reporting_play(*args, **kwargs):
+        before = scene.time
+        play(*args, **kwargs)
+        on_play(phase[0], scene.time - before)
+
+    def named_section(name="unnamed", *args, **kwargs):
+        phase[0] = name
+        next_section(name, *args, **kwargs)
+
+    scene.play, scene.next_section = reporting_play, named_section  # self.wait() goes through self.play too
+    return scene
+
+
+def _latex_error(message: str) -> str:
+    """Manim's 'latex error converting to dvi ... the log file: X.log' with the error LaTeX gave in that log."""
+    found = re.search(r"the log file: (\S+\.log)", message)
+    if found and Path(found[1]).is_file():
+        first = next((line.strip() for line in Path(found[1]).read_text(errors="replace").splitlines()
+                      if line.startswith("!")), None)
+        if first:
+            return f"LaTeX failed: {first}"
+    return message
