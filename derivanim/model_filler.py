@@ -1,7 +1,7 @@
 """The model filler: a (fine-tuned) language model decides the slots of a request, under constrained decoding.
 
-The model writes the slots response of derivanim.prompts, and Outlines (llguidance backend) masks every
-token that would leave the response grammar built here. So whatever the weights, the output is the
+The model writes the slots response of derivanim.prompts, and llguidance (the constrained-decoding engine
+behind Outlines' CFG type) masks every token that would leave the response grammar built here. So whatever the weights, the output is the
 compact slots JSON with `function` inside the project's expression grammar, and it always finishes
 within a known number of tokens.
 
@@ -12,7 +12,7 @@ Why this constraint, with Outlines 1.3.3 and llguidance 1.9.1 as installed:
 - Handing llguidance expression.lark itself as a CFG does not work either: llguidance's Lark dialect has
   no terminal priorities and lexes dynamically (Earley), so it would accept strings that derivanim's
   LALR parser rejects ("exp" read as e*x*p, "six" as s*i*x, "sinx"), and a CFG cannot bound the length.
-- So: an Outlines CFG (llguidance Lark dialect) for the whole response, in which `function` is ONE
+- So: a CFG in llguidance's Lark dialect (what Outlines' CFG type hands to llguidance) for the whole response, in which `function` is ONE
   terminal, a regular expression derived from expression.lark: its function names come from the
   FUNCTION terminal, its structure mirrors sum/product/power/atom with parentheses nested at most
   MAX_NESTING deep, letters never touch letters (so the LALR lexer splits the text exactly as the
@@ -21,7 +21,9 @@ Why this constraint, with Outlines 1.3.3 and llguidance 1.9.1 as installed:
   so the grammar stays small. Every string it accepts is read by parse_function's parser (tested by
   random walks through the compiled constraint); what it does not check is meaning (one variable,
   agreeing with `variable`), which derivanim.verify checks and repairs.
-The response is ASCII only: no π, −, ·, ×.
+The response is ASCII only: no π, −, ·, ×. A refusal ({"function":null,"reason":...}) is the grammar's other branch.
+Decoding runs llguidance's matcher directly (constrained_greedy): the same tokens as Outlines' generate with its
+logits processor (tests/test_model.py compares them), without Outlines' import in a cold CLI call.
 
 Where the request writes functions ("Animation: derivative of atan(x)"), the function terminal is instead the
 alternation of exactly those strings (written_functions: found with the project's Lark grammar), so the model
@@ -294,19 +296,34 @@ class ModelFill:
     model: str  # the base model, and the adapter folder when there is one
 
 
+@dataclass(frozen=True)
+class SlotsDecoder:
+    """What decoding slots needs of one model, built once per process (_slots_decoder): the model and its tokenizer,
+    llguidance's view of that tokenizer, the general response grammar, and the prompts' shared prefix."""
+
+    model: object
+    tokenizer: object
+    llg_tokenizer: object  # llguidance.LLTokenizer
+    general_grammar: str  # slots_grammar() as llguidance's grammar spec: for requests that write no function
+    description: str
+    prefix: "PromptPrefix"
+
+
 @functools.cache
-def _slots_decoder(base_model: str | None, adapter_dir: str | None, int8: bool):
-    """(model, tokenizer, Outlines' compiled constraint, description) for one model, built once per process."""
+def _slots_decoder(base_model: str | None, adapter_dir: str | None, int8: bool) -> SlotsDecoder:
+    """The SlotsDecoder of one model. llguidance compiles the constraint directly: Outlines (whose llguidance
+    backend it is) adds nothing here but ~1.5 s of imports to a cold CLI call."""
     try:
-        import outlines
-        from outlines.types import CFG
+        import llguidance
+        import llguidance.hf
     except ImportError:
-        raise ModelUnavailable("the model filler needs outlines and llguidance: pip install outlines llguidance") from None
+        raise ModelUnavailable("the model filler needs llguidance: pip install llguidance") from None
     from derivanim.model import load_for_task
 
     model, tokenizer, description = load_for_task("slots", base_model, adapter_dir, int8=int8)
-    generator = outlines.Generator(outlines.from_transformers(model, tokenizer), CFG(slots_grammar()))
-    return model, tokenizer, generator.logits_processor, description, PromptPrefix.of(model, tokenizer)
+    return SlotsDecoder(model, tokenizer, llguidance.hf.from_tokenizer(tokenizer),
+                        llguidance.LLMatcher.grammar_from_lark(slots_grammar()), description,
+                        PromptPrefix.of(model, tokenizer))
 
 
 @dataclass(frozen=True)
@@ -483,22 +500,21 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     import torch
     from llguidance import LLMatcher
 
-    model, tokenizer, processor, description, prefix = _slots_decoder(base_model, adapter, int8)
-    # Outlines compiled the constraint (its llguidance grammar and tokenizer); decoding starts from the
-    # prompt's token ids exactly as in training (Outlines would re-tokenize the prompt text and add
-    # special tokens), and the count of generated tokens is exact.
+    decoder = _slots_decoder(base_model, adapter, int8)
+    model, tokenizer = decoder.model, decoder.tokenizer
+    # Decoding starts from the prompt's token ids exactly as in training, and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
     functions = written_functions(request)
-    # Outlines compiled the general grammar once; any other is small, or compiles lazily, in well under a millisecond
+    # The general grammar is built once; any other is small, or compiles lazily, in well under a millisecond
     general = not functions and numbers is None
-    grammar = processor.grammar if general else LLMatcher.grammar_from_lark(
+    grammar = decoder.general_grammar if general else LLMatcher.grammar_from_lark(
         slots_grammar(functions=functions, numbers=numbers is None))
     longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
     started = time.perf_counter()
     with torch.no_grad():
         generated, passes = constrained_greedy(
-            model, ids, LLMatcher(processor.llg_tokenizer, grammar), processor.llg_tokenizer.vocab_size,
-            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), prefix,
+            model, ids, LLMatcher(decoder.llg_tokenizer, grammar), decoder.llg_tokenizer.vocab_size,
+            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), decoder.prefix,
             RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)
@@ -516,4 +532,4 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     except ValidationError as error:
         raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
     return ModelFill(request=request, emitted=emitted, slots=slots, refusal=refusal, tokens=len(generated),
-                     forward_passes=passes, seconds=seconds, model=description)
+                     forward_passes=passes, seconds=seconds, model=decoder.description)

@@ -1,42 +1,51 @@
-"""Benchmark the model filler: slot accuracy, warm latency, tokens and model passes per request, side by side
-with the free-form baseline's token count for the same requests (the length of the scene it must write).
+"""Benchmark the model filler as derivanim.fill uses it, all targets of issue 12 in one run: slot accuracy, refusals,
+warm latency on the idle machine and beside busy processes, and the cold start of a CLI call.
 
     .venv/bin/python scripts/benchmark_model.py [--adapter derivanim/adapters/slots] [--limit N]
-                                                [--variants fp32,fp32-undrafted,int8] [--threads N] [--burners N]
+                                                [--variants fill,undrafted,int8] [--burners N] [--cold N]
 
-Each variant runs every set, one after the other in the same process, so they are compared on the same machine
-at the same time: fp32 (the default: the weights as trained, function tokens drafted from the request and
-checked in one pass), fp32-undrafted (the same without drafts: one model pass per token the grammar leaves
-open; the same output), int8 (dynamic int8 linear layers, drafted), fp32-taught-numbers (as derivanim.fill asks:
-the model writes function, variable and name, the rules filler's teaching choice the window and x0).
+Request sets (the intended function, or None where the answer must be a refusal):
+- test (paper instructions): the committed corpus's test split (69);
+- test (paraphrases, unseen): the paraphrase corpus's test split in the formats that are not the paper's;
+- novel phrasings (hand-written): NOVEL below, phrasings in no template;
+- words, unseen functions: the slots corpus's test-split words rows (functions never trained on, said in words);
+- words (hand-written): data/requests/words.tsv, teachers' phrasings written apart from the generator;
+- off-topic (hand-written, held out): data/requests/off_topic.txt, 50 requests to refuse, never trained on.
+A function is right when the verified slots' function equals the intended one numerically; a refusal of a request
+with a function is a false refusal; an off-topic request is right when refused.
 
-Accuracy: the model's (verified) function equals the row's intended function numerically, on the corpus's
-test split (the paper's instruction formats) and on the paraphrase corpus's test split (functions and
-phrasings the model never saw). Writes reports/model-benchmark.json.
-
---threads sets torch's threads while generating (default: fill_slots' own, 1); --burners N runs N processes that
-keep a core busy each beside the measurement, as a web server rendering videos would.
+Each variant runs every set on the idle machine (accuracy and latency), then again with --burners processes
+keeping the cores busy (default: one per core), where only latency is measured and every output is checked to be
+the same as the idle run's. fill (the default) is what derivanim.fill does: drafted fp32 decoding of function,
+variable and name, the window and x0 from the rules filler's teaching choice. --cold N times N fresh
+`derivanim make "<words>" --no-render` processes (model caches already built), idle and busy.
+Writes reports/model-benchmark.json and its table (.md).
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from derivanim.api import build_animation, shipped_slots_adapter, teaching_numbers
+from derivanim.api import shipped_slots_adapter, teaching_numbers
 from derivanim.corpus import load_corpus
 from derivanim.errors import InvalidInput
 from derivanim.evaluate import same_function
 from derivanim.grammar import parse_function
-from derivanim.model import load_tokenizer
 from derivanim.model_filler import fill_slots, slot_threads
+from derivanim.verify import verify
+
+REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests"
 
 
 # Requests in phrasings that appear in no template of the corpus (nor its paraphrases), with the function meant.
@@ -64,75 +73,118 @@ NOVEL = [
 ]
 
 
-def novel_rows():
-    """The NOVEL requests as corpus-like rows (intended slots from the rules filler)."""
-    from derivanim.corpus import Row
-    from derivanim.rules_filler import rules_slots
+def held_out(path: str) -> list[tuple[str, str | None]]:
+    """(request, intended function) from data/requests: words.tsv (request<TAB>function) or off_topic.txt
+    (requests to refuse: None)."""
+    lines = [line for line in (REQUESTS / path).read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    if path.endswith(".tsv"):
+        return [tuple(line.split("\t")) for line in lines]
+    return [(line.split("  # ")[0], None) for line in lines]
 
-    return [Row(split="test", level="application", function=f, instruction=request, instruction_format="novel",
-                slots=rules_slots(f), code="") for request, f in NOVEL]
+
+def request_sets(args) -> dict[str, list[tuple[str, str | None]]]:
+    test = load_corpus(None, split="test")
+    sets = {"test (paper instructions)": [(row.instruction, row.slots.function) for row in test]}
+    paper_formats = {row.instruction_format for row in test}
+    if Path(args.paraphrase).exists():
+        sets["test (paraphrases, unseen)"] = [(row.instruction, row.slots.function)
+                                              for row in load_corpus(args.paraphrase, split="test")
+                                              if row.instruction_format not in paper_formats]
+    sets["novel phrasings (hand-written)"] = list(NOVEL)
+    words = Path(args.slots_corpus) / "test.jsonl"
+    if words.exists():
+        rows = [json.loads(line) for line in words.read_text(encoding="utf-8").splitlines()]
+        sets["words, unseen functions"] = [(row["instruction"], row["slots"]["function"]) for row in rows
+                                           if row["kind"] == "words"]
+    sets["words (hand-written)"] = held_out("words.tsv")
+    sets["off-topic (hand-written, held out)"] = held_out("off_topic.txt")
+    return sets
 
 
 # fill_slots options
-VARIANTS = {"fp32": {}, "fp32-undrafted": {"draft": False}, "int8": {"int8": True},
-            "fp32-taught-numbers": {"numbers": teaching_numbers}}
+VARIANTS = {"fill": {"numbers": teaching_numbers}, "undrafted": {"numbers": teaching_numbers, "draft": False},
+            "int8": {"numbers": teaching_numbers, "int8": True}}
 
 
-def measure(rows, adapter, tokenizer, options: dict) -> dict:
-    correct, seconds, tokens, passes, baseline_tokens, failures = 0, [], [], [], [], []
-    for row in rows:
-        filled = fill_slots(row.instruction, adapter_dir=adapter, **options)
+def judged(request: str, intended: str | None, filled) -> str:
+    """'right', 'wrong', 'false refusal' (a function was meant) or 'not refused' (none was)."""
+    if intended is None:
+        return "right" if filled.slots is None else "not refused"
+    if filled.slots is None:
+        return "false refusal"
+    try:
+        chosen = verify(filled.slots).slots
+        return "right" if same_function(parse_function(chosen.function, variable=chosen.variable),
+                                        parse_function(intended)) else "wrong"
+    except InvalidInput:
+        return "wrong"
+
+
+def measure(requests, adapter, options: dict, idle: dict | None = None) -> dict:
+    """One set under one variant. idle: the same set's idle result, whose outputs this run must repeat."""
+    outcomes, seconds, tokens, passes, emitted = [], [], [], [], []
+    for request, intended in requests:
+        filled = fill_slots(request, adapter_dir=adapter, **options)
         seconds.append(filled.seconds)
         tokens.append(filled.tokens)
         passes.append(filled.forward_passes)
-        if row.code:
-            baseline_tokens.append(len(tokenizer(row.code)["input_ids"]) + 1)
-        try:
-            animation = build_animation(row.instruction, "model", filled.slots)
-            ok = same_function(parse_function(animation.slots.function),
-                               parse_function(row.slots.function, variable=row.slots.variable))
-        except InvalidInput as error:
-            ok, animation = False, error
-        correct += ok
-        if not ok:
-            failures.append({"request": row.instruction, "intended": row.slots.function, "emitted": filled.emitted})
-    return {
-        "requests": len(rows), "correct": correct, "accuracy": correct / len(rows),
-        "latency_median_s": statistics.median(seconds), "latency_p90_s": sorted(seconds)[int(0.9 * len(seconds))],
-        "tokens_mean": statistics.fmean(tokens),
-        "forward_passes_mean": statistics.fmean(passes),
-        "baseline_tokens_mean": statistics.fmean(baseline_tokens) if baseline_tokens else None,
-        "failures": failures,
-    }
+        emitted.append(filled.emitted)
+        if idle is None:
+            outcomes.append(judged(request, intended, filled))
+    result = {"requests": len(requests), "latency_median_s": statistics.median(seconds),
+              "latency_p90_s": sorted(seconds)[int(0.9 * len(seconds))], "tokens_mean": statistics.fmean(tokens),
+              "forward_passes_mean": statistics.fmean(passes), "emitted": emitted}
+    if idle is not None:
+        result["same_outputs_as_idle"] = sum(a == b for a, b in zip(emitted, idle["emitted"]))
+        return result
+    result.update(correct=outcomes.count("right"), accuracy=outcomes.count("right") / len(requests),
+                  false_refusals=outcomes.count("false refusal"),
+                  failures=[{"request": request, "intended": intended, "emitted": text, "outcome": outcome}
+                            for (request, intended), text, outcome in zip(requests, emitted, outcomes)
+                            if outcome != "right"])
+    return result
 
 
-COLUMNS = ("variant", "requests", "slots give the intended function", "tokens/request", "model passes/request",
-           "median latency (s)", "p90 latency (s)", "baseline tokens/request")
+COLUMNS = ("variant", "requests", "right", "false refusals", "median latency idle (s)", "p90 idle (s)",
+           "median latency busy (s)", "p90 busy (s)", "busy = idle output", "tokens/request", "model passes/request")
 
 
 def table_rows(report: dict):
     """One row of COLUMNS per variant and request set."""
     for variant, results in report["variants"].items():
-        for name, r in results.items():
+        for name, r in results["idle"].items():
+            busy = results["busy"].get(name)
             yield (variant, f"{name} ({r['requests']})", f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
-                   f"{r['tokens_mean']:.1f}", f"{r['forward_passes_mean']:.1f}", f"{r['latency_median_s']:.2f}",
-                   f"{r['latency_p90_s']:.2f}",
-                   "—" if r["baseline_tokens_mean"] is None else f"{r['baseline_tokens_mean']:,.0f}")
+                   "—" if name.startswith("off-topic") else str(r["false_refusals"]),
+                   f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}",
+                   "—" if busy is None else f"{busy['latency_median_s']:.2f}",
+                   "—" if busy is None else f"{busy['latency_p90_s']:.2f}",
+                   "—" if busy is None else f"{busy['same_outputs_as_idle']}/{busy['requests']}",
+                   f"{r['tokens_mean']:.1f}", f"{r['forward_passes_mean']:.1f}")
 
 
 def markdown_table(report: dict) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table_rows(report)]) + "\n"
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    cold = report.get("cold_start_s")
+    if cold:
+        lines += ["", f"Cold `{cold['command']}` (model caches built), median of {cold['runs']}: "
+                      f"{cold['idle_median']:.1f} s idle, {cold['busy_median']:.1f} s beside {report['burners']} busy "
+                      f"processes."]
+    lines += ["", f"Load average before the run: {report['load_average_before'][0]:.2f}; "
+                  f"{report['torch_threads']} torch thread(s); {report['burners']} busy processes in the busy runs; "
+                  f"`{report['command']}`."]
+    return "\n".join(lines) + "\n"
 
 
 def show(report: dict) -> None:
-    table = Table(title=f"Model filler: {report['adapter']} ({report['torch_threads']} torch threads, "
-                        f"{report.get('burners', 0)} busy processes beside it)")
+    table = Table(title=f"Model filler: {report['adapter']} ({report['torch_threads']} torch threads)")
     for column in COLUMNS:
         table.add_column(column, justify="right")
     for row in table_rows(report):
         table.add_row(*row)
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
 def main() -> int:
@@ -140,25 +192,20 @@ def main() -> int:
     parser.add_argument("--adapter", default=None, help="slots adapter (default: the shipped one)")
     parser.add_argument("--paraphrase", default="runs/corpus-paraphrase",
                         help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
+    parser.add_argument("--slots-corpus", default="runs/slots-corpus",
+                        help="slots corpus with words rows (derivanim data slots ... -o ...)")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="fill", help=f"comma-separated, of: {', '.join(VARIANTS)}")
     parser.add_argument("--threads", type=int, default=None, help="torch threads while generating (default: 1)")
-    parser.add_argument("--burners", type=int, default=0, help="busy processes beside the measurement (default: 0)")
+    parser.add_argument("--burners", type=int, default=os.cpu_count(),
+                        help="busy processes beside the busy runs (default: one per core)")
+    parser.add_argument("--cold", type=int, default=3, help="fresh CLI processes to time, idle and busy (default: 3)")
     parser.add_argument("--out", default="reports/model-benchmark.json", help="the report; its table goes beside it (.md)")
     parser.add_argument("--table-only", action="store_true", help="rewrite the .md table from the report at --out")
     args = parser.parse_args()
     out = Path(args.out)
-    if args.table_only:
-        report = json.loads(out.read_text())
-    else:
-        burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.burners)]
-        for burner in burners:
-            burner.start()
-        try:
-            report = run(args)
-        finally:
-            for burner in burners:
-                burner.terminate()
+    report = json.loads(out.read_text()) if args.table_only else run(args)
+    if not args.table_only:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
     show(report)
@@ -172,25 +219,61 @@ def burn() -> None:
         pass
 
 
+@contextlib.contextmanager
+def busy(count: int):
+    """`count` processes keeping a core busy each, for the time of the block."""
+    burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(count)]
+    for burner in burners:
+        burner.start()
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.terminate()
+
+
+COLD_REQUEST = "Teach the product rule with x*sin(x)"
+
+
+def cold_starts(runs: int) -> list[float]:
+    """Seconds of `derivanim make COLD_REQUEST --no-render` in fresh processes."""
+    times = []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run([str(Path(sys.executable).parent / "derivanim"), "make", COLD_REQUEST, "--no-render",
+                            "-o", folder], check=True, capture_output=True)
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def run(args) -> dict:
     adapter = args.adapter or shipped_slots_adapter()
-    tokenizer = load_tokenizer()
-    sets = {"test (paper instructions)": load_corpus(None, split="test")}
-    if Path(args.paraphrase).exists():
-        paraphrased = [row for row in load_corpus(args.paraphrase, split="test")
-                       if row.instruction_format not in {r.instruction_format for r in sets["test (paper instructions)"]}]
-        sets["test (paraphrases, unseen)"] = paraphrased
-    sets["novel phrasings (hand-written)"] = novel_rows()
+    sets = request_sets(args)
+    load_average = os.getloadavg()
     variants, load_seconds = {}, {}
     for variant in args.variants.split(","):
         options = VARIANTS[variant] | {"threads": args.threads}
         started = time.perf_counter()
         fill_slots("Show the derivative of x^2", adapter_dir=adapter, **options)  # warm-up: loading is not latency
         load_seconds[variant] = time.perf_counter() - started
-        variants[variant] = {name: measure(rows[: args.limit], adapter, tokenizer, options) for name, rows in sets.items()}
+        idle = {name: measure(requests[: args.limit], adapter, options) for name, requests in sets.items()}
+        with busy(args.burners):
+            loaded = {name: measure(requests[: args.limit], adapter, options, idle[name])
+                      for name, requests in sets.items()}
+        variants[variant] = {"idle": idle, "busy": loaded}
+    cold = None
+    if args.cold:
+        cold_starts(1)  # builds the model caches if this adapter's merge is not cached yet
+        idle_times = cold_starts(args.cold)
+        with busy(args.burners):
+            busy_times = cold_starts(args.cold)
+        cold = {"command": f'derivanim make "{COLD_REQUEST}" --no-render', "runs": args.cold, "idle": idle_times,
+                "busy": busy_times, "idle_median": statistics.median(idle_times),
+                "busy_median": statistics.median(busy_times)}
     return {"adapter": str(adapter), "load_seconds": load_seconds, "torch_threads": args.threads or slot_threads(),
-            "burners": args.burners, "load_average": os.getloadavg(), "command": " ".join(sys.argv),
-            "variants": variants}
+            "burners": args.burners, "load_average_before": load_average, "command": " ".join(sys.argv),
+            "variants": variants, "cold_start_s": cold}
 
 
 if __name__ == "__main__":

@@ -257,11 +257,11 @@ def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False):
 
     from derivanim.model_filler import MAX_FUNCTION_CHARS, _slots_decoder, slots_grammar, written_functions
 
-    model, tokenizer, processor, _, _ = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
+    decoder = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
+    model, tokenizer = decoder.model, decoder.tokenizer
     functions = written_functions(request)
-    if functions:
-        grammar = CFG(slots_grammar(functions=functions))
-        processor = outlines.Generator(outlines.from_transformers(model, tokenizer), grammar).logits_processor
+    grammar = CFG(slots_grammar(functions=functions))
+    processor = outlines.Generator(outlines.from_transformers(model, tokenizer), grammar).logits_processor
     ids = prompt_ids(tokenizer, "slots", request)
     processor.reset()
     longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
@@ -300,14 +300,14 @@ def _tiny_decoder(tiny_model_dir):
 
     from derivanim.model_filler import _slots_decoder
 
-    model, tokenizer, processor, _, prefix = _slots_decoder(tiny_model_dir, None, False)
-    llg_tokenizer = processor.llg_tokenizer
+    decoder = _slots_decoder(tiny_model_dir, None, False)
+    llg_tokenizer = decoder.llg_tokenizer
 
     def decode(request, draft):
         with torch.no_grad():
-            return constrained_greedy(model, prompt_ids(tokenizer, "slots", request),
-                                      LLMatcher(llg_tokenizer, processor.grammar), llg_tokenizer.vocab_size,
-                                      tokenizer.eos_token_id, max_response_tokens(), prefix, draft)
+            return constrained_greedy(decoder.model, prompt_ids(decoder.tokenizer, "slots", request),
+                                      LLMatcher(llg_tokenizer, decoder.general_grammar), llg_tokenizer.vocab_size,
+                                      decoder.tokenizer.eos_token_id, max_response_tokens(), decoder.prefix, draft)
 
     return decode
 
