@@ -277,3 +277,73 @@ def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun
         model_run=model_run,
         cautions=cautions,
     )
+
+
+# ----------------------------------------------------------------------------- make: request -> files
+
+Route = Literal["auto", "rules", "model", "baseline"]
+
+
+@dataclass(frozen=True)
+class MakeOptions:
+    """Everything `make` needs besides the request; built by the CLI (or a server) and passed in."""
+
+    filler: Route = "auto"  # "baseline": the free-form model writes the whole scene, unchecked
+    adapter: Path | str | None = None  # the slots adapter (default: the shipped one); for "baseline", required
+    x0: float | None = None
+    window: tuple[float, float] | None = None
+    output: Path | str = "out"  # a folder, or a file whose name and suffix the outputs take
+    render: bool = True
+    quality: str = "m"
+    fmt: str | None = None
+
+
+@dataclass(frozen=True)
+class Made:
+    """What `make` produced: the verified animation (None on the baseline route), the files, and for the baseline
+    what its model generated."""
+
+    request: str
+    filler: str
+    animation: Animation | None
+    outputs: Outputs
+    generated: dict | None = None  # baseline only: tokens, seconds, finished
+
+    def to_dict(self) -> dict:
+        """The JSON answer of `derivanim make --json` (and of any other front end)."""
+        made = self.animation.to_dict() if self.animation else {"request": self.request, "filler": self.filler,
+                                                                 **self.generated}
+        outputs = self.outputs
+        return {**made, "scene": str(outputs.scene), "video": outputs.video and str(outputs.video),
+                "subtitles": outputs.subtitles and str(outputs.subtitles),
+                "removed": [str(path) for path in outputs.removed]}
+
+
+def make(request: str, options: MakeOptions = MakeOptions(), on_progress: Callable[[RenderProgress], None] | None = None,
+         before_render: Callable[[Animation], None] | None = None) -> Made:
+    """Request -> scene (and video): fill() and Animation.write() for the template routes, the free-form model for
+    "baseline". `before_render` sees the verified animation before any file is written (to show its cautions while
+    the render can still be stopped); `on_progress` follows the render."""
+    if options.filler == "baseline":
+        return _make_baseline(request, options, on_progress)  # no animation to show before_render
+    animation = fill(request, filler=options.filler, adapter=options.adapter, x0=options.x0, window=options.window)
+    if before_render is not None:
+        before_render(animation)
+    outputs = animation.write(options.output, render=options.render, quality=options.quality, fmt=options.fmt,
+                              on_progress=on_progress)
+    return Made(request, animation.filler, animation, outputs)
+
+
+def _make_baseline(request: str, options: MakeOptions, on_progress) -> Made:
+    """The free-form baseline: the model's scene is written exactly as emitted and rendered if it can be."""
+    from derivanim.baseline import generate_scene
+
+    if options.adapter is None:
+        raise InvalidInput("the baseline needs a freeform adapter (--adapter): train one with "
+                           "`derivanim train --task freeform`")
+    folder, stem, fmt = output_target(options.output, slug(request), options.fmt)
+    generated = generate_scene(request, options.adapter)
+    outputs = write_animation(generated.text, folder, stem, render=options.render, quality=options.quality, fmt=fmt,
+                              on_progress=on_progress)
+    return Made(request, "baseline", None, outputs,
+                {"tokens": generated.tokens, "seconds": generated.seconds, "finished": generated.finished})

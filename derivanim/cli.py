@@ -22,7 +22,7 @@ MAKE_EXAMPLES = """examples:
   derivanim make "ln(x)" --no-render               only the .py
   derivanim make "tan(x)" --json                   slots, derivative, paths, repairs as JSON
   derivanim make "g(t) = t^3 - 2t"                 another name and variable
-  derivanim make "Teach the product rule with x*sin(x)" --filler model
+  derivanim make "Teach the product rule with x*sin(x)"   the model fills the slots of a request in words
 """
 
 
@@ -41,57 +41,37 @@ def _finite_number(text: str) -> float:
     return value
 
 
-def _make_baseline(args) -> int:
-    """The free-form baseline: the model's scene is written exactly as emitted and rendered if it can be."""
-    from derivanim.baseline import generate_scene
-    from derivanim.render import output_target, slug, write_animation
-
-    if args.adapter is None:
-        raise InvalidInput("--filler baseline needs --adapter: a freeform adapter from `derivanim train --task freeform`")
-    folder, stem, fmt = output_target(args.output, slug(args.request), args.format)
-    with stderr.status("Generating the scene free-form ..."):
-        generated = generate_scene(args.request, args.adapter)
-    with _RenderDisplay(stem, args.quality, quiet=args.json or args.no_render) as display:
-        outputs = write_animation(generated.text, folder, stem, render=not args.no_render, quality=args.quality,
-                                  fmt=fmt, on_progress=display.update)
-    result = {"request": args.request, "filler": "baseline", "tokens": generated.tokens, "seconds": generated.seconds,
-              "finished": generated.finished, **_paths(outputs)}
-    _print_outputs(args, outputs, result)
-    return 0
-
-
 def _make(args) -> int:
-    from derivanim.api import fill
+    from derivanim.api import MakeOptions, make
 
-    if args.filler == "baseline":
-        return _make_baseline(args)
-    animation = fill(args.request, filler=args.filler, adapter=args.adapter, x0=args.x0, window=args.window)
-    if not args.json:
-        for caution in animation.cautions:  # before the render, which can be stopped
-            stderr.print(f"[yellow]caution:[/] {escape(caution)}")
-    with _RenderDisplay(animation.stem, args.quality, quiet=args.json or args.no_render) as display:
-        outputs = animation.write(args.output, render=not args.no_render, quality=args.quality, fmt=args.format,
-                                  on_progress=display.update)
-    if not args.json:
-        for repair in animation.repairs:
+    options = MakeOptions(filler=args.filler, adapter=args.adapter, x0=args.x0, window=args.window, output=args.output,
+                          render=not args.no_render, quality=args.quality, fmt=args.format)
+
+    def before_render(animation) -> None:  # the cautions before the render, which can be stopped
+        display.stem = animation.stem
+        if not args.json:
+            for caution in animation.cautions:
+                stderr.print(f"[yellow]caution:[/] {escape(caution)}")
+
+    with _RenderDisplay(args.quality, quiet=args.json or args.no_render) as display:
+        if args.filler == "baseline" and not args.json:
+            stderr.print("Generating the scene free-form ...")
+        made = make(args.request, options, display.update, before_render=before_render)
+    if not args.json and made.animation is not None:
+        for repair in made.animation.repairs:
             stderr.print(f"[yellow]repaired:[/] {escape(repair)}")
-        print(f"{animation.plan.name}'({animation.plan.variable}) = {animation.derivative}")
-    _print_outputs(args, outputs, {**animation.to_dict(), **_paths(outputs)})
+        print(f"{made.animation.plan.name}'({made.animation.plan.variable}) = {made.animation.derivative}")
+    _print_outputs(args, made)
     return 0
 
 
-def _paths(outputs) -> dict:
-    return {"scene": str(outputs.scene), "video": outputs.video and str(outputs.video),
-            "subtitles": outputs.subtitles and str(outputs.subtitles),
-            "removed": [str(path) for path in outputs.removed]}
-
-
-def _print_outputs(args, outputs, result: dict) -> None:
+def _print_outputs(args, made) -> None:
     """The written files (JSON or lines), what was removed as stale, and the preview."""
     from derivanim.render import open_in_viewer
 
+    outputs = made.outputs
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(made.to_dict(), indent=2))
     else:
         for path in outputs.removed:
             stderr.print(f"[yellow]removed:[/] {escape(str(path))} (made from an earlier scene of this name)")
@@ -105,29 +85,29 @@ def _print_outputs(args, outputs, result: dict) -> None:
 
 
 class _RenderDisplay:
-    """Render progress on stderr: on a terminal a live line (phase, animations done of all, time left); otherwise
-    (a log, a pipe) one plain line as each phase starts."""
+    """Render progress on stderr: on a terminal a live line (phase, animations done of all, time left), started when
+    the render's first progress arrives; otherwise (a log, a pipe) one plain line as each phase starts."""
 
-    def __init__(self, stem: str, quality: str, quiet: bool = False):
+    def __init__(self, quality: str, quiet: bool = False):
         self.quiet, self.live = quiet, stderr.is_terminal
-        self.heading = f"Rendering {stem} at quality {quality}"
-        self.last = None
+        self.quality, self.stem = quality, "the scene"
+        self.last, self.progress = None, None
 
     def __enter__(self):
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        if self.quiet:
-            return self
-        if self.live:
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
-                                     TextColumn("{task.fields[detail]}"), console=stderr, transient=True)
-            self.progress.start()
-            self.task = self.progress.add_task(escape(self.heading), total=1.0, detail="preparing the scene")
         return self
 
     def __exit__(self, *exc):
-        if not self.quiet and self.live:
+        if self.progress is not None:
             self.progress.stop()
+
+    def _start(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.heading = f"Rendering {self.stem} at quality {self.quality}"
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                                 TextColumn("{task.fields[detail]}"), console=stderr, transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(escape(self.heading), total=1.0, detail="preparing the scene")
 
     def update(self, state) -> None:
         if self.quiet:
@@ -136,6 +116,8 @@ class _RenderDisplay:
         counted = f"{state.animations_done} of {state.animations} animations done" if state.animations else ""
         left = "" if state.seconds_left is None else f"about {_duration(state.seconds_left)} left"
         if self.live:
+            if self.progress is None:
+                self._start()
             title = self.heading if state.step == "rendering" else state.step[0].upper() + state.step[1:]
             self.progress.update(self.task, description=escape(f"{title}: {where}" if where else title),
                                  completed=state.fraction, detail=", ".join(filter(None, (counted, left))))

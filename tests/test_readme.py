@@ -13,3 +13,16 @@ def test_the_readme_shows_the_table_of_a_committed_report(report):
     readme = (ROOT / "README.md").read_text().splitlines()
     start = readme.index(table[0])
     assert readme[start:start + len(table)] == table
+
+
+def test_every_example_of_derivanim_make_help_is_a_command_the_readme_shows():
+    """`derivanim make --help` lists examples; each must be one the README documents, word for word."""
+    import re
+
+    from derivanim.cli import MAKE_EXAMPLES
+
+    readme = (ROOT / "README.md").read_text()
+    commands = [re.split(r"\s{2,}", line.strip())[0] for line in MAKE_EXAMPLES.splitlines()[1:] if line.strip()]
+    assert len(commands) >= 5
+    for command in commands:
+        assert re.search(r"^(\.venv/bin/)?" + re.escape(command) + r"(\s|$)", readme, re.MULTILINE), command
