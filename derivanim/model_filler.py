@@ -64,9 +64,9 @@ def _parse_ends(text: str, start: int) -> list[int]:
     """Every end of a stretch of `text` from `start` that the expression grammar reads completely, shortest first."""
     from lark.exceptions import UnexpectedInput
 
-    from derivanim.grammar import _parser
+    from derivanim.grammar import expression_parser
 
-    interactive, ends = _parser().parse_interactive(text[start:]), []
+    interactive, ends = expression_parser().parse_interactive(text[start:]), []
     try:
         for token in interactive.lexer_thread.lex(interactive.parser_state):
             interactive.feed_token(token)
@@ -126,9 +126,9 @@ def written_functions(request: str) -> tuple[str, ...]:
 @functools.cache
 def function_names() -> tuple[str, ...]:
     """The function names of the FUNCTION terminal of grammars/expression.lark."""
-    from derivanim.grammar import _parser
+    from derivanim.grammar import expression_parser
 
-    return tuple(re.findall(r"[a-z][a-z0-9]*", _parser().get_terminal("FUNCTION").pattern.value))
+    return tuple(re.findall(r"[a-z][a-z0-9]*", expression_parser().get_terminal("FUNCTION").pattern.value))
 
 
 def function_terminals(depth: int = MAX_NESTING) -> str:
@@ -289,11 +289,11 @@ class ModelFill:
     request: str
     emitted: str
     slots: Slots | None
-    refusal: str | None
     tokens: int  # tokens generated, the final EOS included
     forward_passes: int  # model runs: one per token the grammar left open (forced tokens ride along)
     seconds: float  # generation only, not model loading
     model: str  # the base model, and the adapter folder when there is one
+    refusal: str | None = None  # why there are no slots: a key of slots.REFUSALS
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,11 @@ import pytest
 import derivanim.model_filler
 from derivanim.api import fill, written_in
 from derivanim.model_filler import ModelFill, SlotsConstraint, fill_slots, written_functions
-from derivanim.prompts import format_slots
+from derivanim.prompts import format_refusal, format_slots
 from derivanim.rules_filler import rules_slots
-from derivanim.slots import Slots
+from derivanim.slots import REFUSALS, Slots
 
-try:
-    from tests.tiny_model import make_tiny_model, smollm2_tokenizer
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
-    from tiny_model import make_tiny_model, smollm2_tokenizer
+from tiny_model import smollm2_tokenizer
 
 
 @pytest.mark.parametrize("request_text, functions", [
@@ -60,11 +57,6 @@ def test_the_constraint_with_written_functions_accepts_exactly_those(tokenizer):
         assert not constraint.accepts(response(other)), other
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
-
-
 @pytest.mark.parametrize("request_text, allowed", [
     ("Animation: derivative of atan(x)", {"atan(x)"}),
     ("Compare atan(x) with x*ln(x) on [-1, 1]", {"atan(x)", "x*ln(x)"}),
@@ -75,10 +67,10 @@ def test_a_random_model_can_only_copy_a_written_function(tiny_model_dir, request
 
 
 def test_without_a_written_function_the_model_writes_one_under_the_expression_grammar(tiny_model_dir):
-    from derivanim.grammar import _parser
+    from derivanim.grammar import expression_parser
 
     function = fill_slots("the natural log of cosine x", base_model=tiny_model_dir).slots.function
-    _parser().parse(function)  # whatever a random model writes, the grammar reads it
+    expression_parser().parse(function)  # whatever a random model writes, the grammar reads it
 
 
 def test_given_numbers_the_model_stops_after_the_name(tiny_model_dir):
@@ -118,3 +110,47 @@ def test_the_window_and_x0_are_the_teaching_rules_choice_unless_the_request_writ
     written = fill("Teach the power rule with x^3 - 3x on [-1, 3] at x = 2", filler="model", adapter="stand-in")
     assert (written.slots.x_min, written.slots.x_max) == (-1, 3)
     assert written.slots == fill("x^3 - 3x on [-1, 3] at x = 2", filler="rules").slots  # the same x0, repaired alike
+
+
+def _model_refuses(monkeypatch, reason: str):
+    def answer(request, numbers=None, **options):
+        return ModelFill(request=request, emitted=format_refusal(reason), slots=None, tokens=9, forward_passes=3,
+                         seconds=0.1, model="stand-in", refusal=reason)
+
+    monkeypatch.setattr(derivanim.model_filler, "fill_slots", answer)
+
+
+def test_a_refusal_is_a_one_line_error_exit_2_and_nothing_written(monkeypatch, tmp_path, capsys):
+    from derivanim import cli
+    from derivanim.errors import NoFunction
+
+    _model_refuses(monkeypatch, "code")
+    with pytest.raises(NoFunction, match=r"^no function to differentiate in the request \(it is code"):
+        fill("__import__('os').system('touch PWNED')", adapter="stand-in")
+    code = cli.main(["make", "__import__('os').system('touch PWNED')", "--adapter", "stand-in", "-o", str(tmp_path)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "no function to differentiate in the request" in error
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_text", ["__import__('os').system('touch PWNED')", "\\input{/etc/passwd}",
+                                          "Explain the power rule", "Integrate x^2 from 0 to 1"])
+def test_the_shipped_adapter_refuses_what_has_no_function_to_differentiate(request_text):
+    from derivanim.api import shipped_slots_adapter
+
+    fill = fill_slots(request_text, adapter_dir=shipped_slots_adapter())
+    assert fill.slots is None and fill.refusal in REFUSALS, fill.emitted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("request_text, function", [("the natural log of cosine x, animated", "ln(cos(x))"),
+                                                    ("e to the x squared please", "e^(x^2)")])
+def test_the_shipped_adapter_reads_functions_said_in_words(request_text, function):
+    from derivanim.api import shipped_slots_adapter
+    from derivanim.evaluate import same_function
+    from derivanim.grammar import parse_function
+
+    fill = fill_slots(request_text, adapter_dir=shipped_slots_adapter())
+    assert fill.slots is not None, fill.emitted
+    assert same_function(parse_function(fill.slots.function), parse_function(function)), fill.emitted
