@@ -278,8 +278,10 @@ class _Run:
                 on_event: Callable[[dict], None] | None) -> _Exit:
         """Run the tasks in one worker process and collect what each reports; stops it when a task (or the time
         outside tasks) runs past its limit, or when the caller goes."""
-        # The worker imports this very derivanim, installed or not.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_ROOT, os.environ.get("PYTHONPATH"))))}
+        # The worker imports this very derivanim, installed or not; its temporary files (Manim's media, LaTeX's)
+        # go into its own folder, which goes with it even when it is killed.
+        env = {**os.environ, "TMPDIR": str(cwd),
+               "PYTHONPATH": os.pathsep.join(filter(None, (PACKAGE_ROOT, os.environ.get("PYTHONPATH"))))}
         read_end, write_end = os.pipe()
         try:
             with self.lock, open(log_path, "w") as log:

@@ -2,6 +2,7 @@
 its reason in one line, and the scenes beside it in the same batch keep their results; no worker outlives its run."""
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,13 +74,17 @@ def test_a_scene_that_raises_or_hangs_fails_alone_and_the_fine_one_keeps_its_rep
         assert "\n" not in (result.error or "")
 
 
-def test_a_worker_that_dies_mid_batch_costs_only_its_culprit():
+def test_a_worker_that_dies_mid_batch_costs_only_its_culprit_and_leaves_no_files(tmp_path, monkeypatch):
     """The scene kills its worker outright: the scenes the worker had not finished run again one per worker, so
-    the fine ones after it are reported, and the culprit fails with the reason."""
+    the fine ones after it are reported, and the culprit fails with the reason. No worker leaves a temporary file,
+    not even the one that never ran its clean-up."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     jobs = [Job(FINE, timeout=LIMIT), Job(KILLS_ITS_WORKER, timeout=LIMIT), Job(FINE, timeout=LIMIT)]
     first, culprit, last = _by_index(run_jobs(jobs))
     assert first.ok and last.ok and last.report["plots"]
     assert culprit.error == "Manim failed: exit code 3, no output" == culprit.report["error"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_dry_run_reports_are_by_key_and_use_the_scene_class_asked_for():
