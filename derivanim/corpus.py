@@ -20,12 +20,9 @@ import random
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Literal
-from unittest import mock
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -47,7 +44,6 @@ FILES = {split: f"{split}.jsonl" for split in SPLITS}
 MANIFEST = "manifest.json"
 ORIGINAL_INSTRUCTIONS = {"train": "hf_train.jsonl", "val": "hf_validation.jsonl", "test": "hf_test.jsonl"}
 TOKENIZER_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PATIENT_SIMPLIFY_SECONDS = 30.0  # see patient_simplify
 INTERVAL_COVERAGE = 0.9  # a named interval must be a window on which f is mostly defined
 
 Level = Literal["foundation", "conceptual", "application", "advanced"]
@@ -254,19 +250,6 @@ def row_slots(plan: RowPlan) -> Slots:
     return slots
 
 
-@contextmanager
-def patient_simplify():
-    """plan_scene simplifies f' under a wall-clock limit of 1 s, so a busy machine could write a longer f' than an
-    idle one. A corpus must not depend on the machine's load: while rows are made and checked, the limit is
-    PATIENT_SIMPLIFY_SECONDS. Catalog functions need well under 1 s (catalog.MAX_DERIVATIVE_OPS), so the code is
-    still what fill() writes for them."""
-    import derivanim.plan
-    from derivanim.calculus import simplest
-
-    with mock.patch.object(derivanim.plan, "simplest", partial(simplest, seconds=PATIENT_SIMPLIFY_SECONDS)):
-        yield
-
-
 def scene_code(slots: Slots) -> str:
     """The template's scene for verified slots (what fill() writes for them)."""
     from derivanim.plan import plan_scene
@@ -274,9 +257,7 @@ def scene_code(slots: Slots) -> str:
     from derivanim.verify import verify
 
     verified = verify(slots)
-    with patient_simplify():
-        plan = plan_scene(verified)
-    return write_scene(plan, f_text=str(verified.function.expr))
+    return write_scene(plan_scene(verified), f_text=str(verified.function.expr))
 
 
 def make_row(plan: RowPlan) -> Row:
@@ -301,8 +282,7 @@ def row_problems(row: Row) -> list[str]:
     except InvalidInput as error:
         return [f"does not verify: {error}"]
     problems = [f"the slots need a repair: {repair}" for repair in verified.repairs]
-    with patient_simplify():
-        plan = plan_scene(verified)
+    plan = plan_scene(verified)
     problems += _derivative_problems(plan)
     try:
         compile(row.code, f"<{row.split} {row.function}>", "exec")
