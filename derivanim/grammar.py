@@ -53,7 +53,9 @@ class ParsedFunction:
 
 
 @cache
-def _parser() -> Lark:
+def expression_parser() -> Lark:
+    """The expression grammar's LALR parser (grammars/expression.lark): parse_function reads functions with it, and
+    the model filler walks its parse states and reads its FUNCTION terminal to constrain what a model may write."""
     return Lark(resource_path("grammars", "expression.lark").read_text(), parser="lalr", propagate_positions=True)
 
 
@@ -214,7 +216,7 @@ def parse_function(text: str, variable: str | None = None, name: str | None = No
     if not text.isprintable():
         raise InvalidInput("the function contains a control character (newline, tab or similar)")
     try:
-        tree = _parser().parse(text)
+        tree = expression_parser().parse(text)
     except UnexpectedInput as error:
         _reject_unknown_names(text, r"[a-z]{2,}(?=\s*\()")  # 'max(x, 1)': the name, not the ',' after it
         raise InvalidInput(_describe(error, text)) from None

@@ -12,17 +12,14 @@ import random
 import pytest
 
 from derivanim.errors import InvalidInput, ModelUnavailable
-from derivanim.grammar import _parser, parse_function
+from derivanim.grammar import expression_parser, parse_function
 from derivanim.model_filler import (RequestLookup, SlotsConstraint, allowed_tokens, constrained_greedy,
                                     fill_slots, max_response_tokens)
 from derivanim.prompts import FALLBACK_CHAT_TEMPLATE, format_number, format_refusal, format_slots, prompt_ids, prompt_text
 from derivanim.slots import REFUSALS, Slots
 from derivanim.train import IGNORE, collate, encode_example, encode_rows, train
 
-try:
-    from tests.tiny_model import LONG_CODE, corpus_rows, make_tiny_model, smollm2_tokenizer
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
-    from tiny_model import LONG_CODE, corpus_rows, make_tiny_model, smollm2_tokenizer
+from tiny_model import LONG_CODE, corpus_rows, smollm2_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +30,6 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def constraint(tokenizer):
     return SlotsConstraint(tokenizer)
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-llama")))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +166,7 @@ def test_random_walks_through_the_constraint_always_finish_and_parse(constraint)
             refusals += 1
             continue
         slots = Slots.model_validate(answer)
-        _parser().parse(slots.function)  # syntax is guaranteed; meaning (one variable...) is verify's job
+        expression_parser().parse(slots.function)  # syntax is guaranteed; meaning (one variable...) is verify's job
     assert 0 < refusals < 40  # both answers are open to the model
 
 
