@@ -33,6 +33,7 @@ from derivanim.catalog import (DEFAULT_LEVEL_SIZES, DEFAULT_SEED, LEVELS, OTHER_
                                grow_catalog, instruction_formats, read_catalog, rename_variable)
 from derivanim.errors import DerivanimError, InvalidInput
 from derivanim.execute import dry_run_reports
+from derivanim.render import write_atomically
 from derivanim.slots import Slots
 
 SPLITS = ("train", "val", "test")
@@ -495,15 +496,9 @@ def write_corpus(result: BuildResult, out_dir: Path, stats: dict | None = None) 
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = manifest_for(result, stats)
     for split, rows in result.by_split().items():
-        _write_atomically(out_dir / FILES[split], split_bytes(rows))
-    _write_atomically(out_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+        write_atomically(out_dir / FILES[split], split_bytes(rows))
+    write_atomically(out_dir / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     return manifest
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)
 
 
 def check_corpus(folder: Path, result: BuildResult) -> list[str]:
@@ -615,7 +610,7 @@ def write_rows(rows: list[Row], out_dir: Path) -> dict[str, Path]:
     paths = {}
     for split in SPLITS:
         paths[split] = out_dir / FILES[split]
-        _write_atomically(paths[split], split_bytes(row for row in rows if row.split == split))
+        write_atomically(paths[split], split_bytes(row for row in rows if row.split == split))
     return paths
 
 

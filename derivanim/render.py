@@ -21,13 +21,13 @@ VIDEO_SUFFIXES = tuple(f".{fmt}" for fmt in FORMATS)
 MAX_STEM = 80
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write a text file so that readers see the old file or the whole new one, never a part."""
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write a file (text as UTF-8) so that readers see the old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private (0600); an ordinary file is not

@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from derivanim.render import write_atomically
 from derivanim.slots import REFUSALS
 
 SPLITS = ("train", "val", "test")
@@ -160,9 +161,7 @@ def write_slots_corpus(rows: list[dict], out_dir: Path) -> dict[str, int]:
         chosen = [row for row in rows if row["split"] == split]
         text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in chosen)
         path = out_dir / FILES[split]
-        partial = path.with_suffix(".partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        write_atomically(path, text)
         for row in chosen:
             counts[f"{split} {row['kind']}"] = counts.get(f"{split} {row['kind']}", 0) + 1
     return counts
