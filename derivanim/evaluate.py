@@ -25,14 +25,15 @@ from derivanim import __version__
 from derivanim.api import shipped_slots_adapter
 from derivanim.baseline import PAPER_MAX_NEW_TOKENS
 from derivanim.calculus import evaluator
+from derivanim.catalog import LEVELS
 from derivanim.corpus import Row, load_corpus
 from derivanim.errors import DerivanimError, InvalidInput
 from derivanim.execute import Job, dry_run_reports, run_jobs
 from derivanim.grammar import ParsedFunction, parse_function
 from derivanim.metrics import TABLE, missing_curves, runtime_metrics, static_metrics, usable
+from derivanim.model import package_versions
 
 SYSTEMS = ("baseline", "template", "template-rules", "reference")
-LEVELS = ("foundation", "conceptual", "application", "advanced")
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
         "command": config.command,
         "derivanim": __version__,
         "python": platform.python_version(),
-        "versions": _versions(),
+        "versions": package_versions("manim", "sympy", "torch", "transformers", "peft", "outlines", "llguidance"),
         "dataset": dataset,
         "split": config.split,
         "render": config.render,
@@ -228,18 +229,6 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
                      (("slots", config.slots_adapter), ("freeform", config.freeform_adapter)) if path is not None},
         "systems": systems,
     }
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for package in ("manim", "sympy", "torch", "transformers", "peft", "outlines", "llguidance"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def _adapter_record(path: Path) -> dict:

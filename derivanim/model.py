@@ -13,6 +13,7 @@ says what is missing and how to get it.
 
 import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -197,6 +198,18 @@ def load_base_model(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None):
     or a Hugging Face id already in the cache. dtype defaults to float32 (bfloat16 on a CUDA GPU).
     """
     return _cached_base(name_or_path, dtype or _default_dtype())
+
+
+def package_versions(*packages: str) -> dict[str, str]:
+    """The installed version of each of `packages` that is installed, as pip names it: saved beside an adapter and
+    in an evaluation's summary, so a result can be traced to the libraries that made it."""
+    found = {}
+    for package in packages:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 def adapter_info(path: str | Path) -> dict:

@@ -43,7 +43,7 @@ from functools import partial
 from pathlib import Path
 
 from derivanim.errors import InvalidInput, ModelUnavailable
-from derivanim.model import ADAPTER_INFO, DEFAULT_BASE_MODEL, load_pretrained
+from derivanim.model import ADAPTER_INFO, DEFAULT_BASE_MODEL, load_pretrained, package_versions
 from derivanim.prompts import TASKS, Task, check_task, prompt_ids, response_text
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # Llama attention + MLP
@@ -340,7 +340,8 @@ def train(config: TrainConfig | Task, rows_train, rows_val, out_dir: str | Path 
                 "steps": run["step"], "epoch": epochs[-1]["epoch"] if epochs else 0,
                 "train_seconds": round(run["train_seconds"], 2),
                 "final_val_loss": epochs[-1]["val_loss"] if epochs else None,
-                "device": "cuda" if cuda else "cpu", "versions": _versions()}
+                "device": "cuda" if cuda else "cpu",
+                "versions": package_versions("torch", "transformers", "peft", "accelerate")}
 
     def checkpoint_now(name: str) -> None:
         if accelerator.is_main_process:
@@ -568,16 +569,6 @@ def _outside_constraint(tokenizer, task: Task, rows: list[dict]) -> list[str]:
         warnings.warn(f"could not check responses against the decoding constraint: {error}", stacklevel=2)
         return []
     return [text for text in (response_text(task, row) for row in rows) if not constraint.accepts(text)]
-
-
-def _versions() -> dict:
-    import accelerate
-    import peft
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-            "accelerate": accelerate.__version__}
 
 
 # ----------------------------------------------------------------------------- command line
