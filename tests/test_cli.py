@@ -12,29 +12,21 @@ import sys
 import pytest
 
 
-def derivanim(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    # A narrow terminal: an error must stay on one line however wide the message is.
-    env = {**os.environ, "COLUMNS": "40", "DERIVANIM_DEBUG": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "derivanim.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env,
-    )
-
-
 @pytest.mark.parametrize("args", [["--help"], ["make", "--help"]], ids=["derivanim", "make"])
-def test_help_shows_examples(args):
+def test_help_shows_examples(args, derivanim):
     result = derivanim(*args)
     assert result.returncode == 0 and result.stderr == ""
     assert 'derivanim make "sin(x^2)"' in result.stdout
 
 
-def test_make_help_explains_every_option():
+def test_make_help_explains_every_option(derivanim):
     out = derivanim("make", "--help").stdout
     for option in ("--output", "--quality", "--format", "--filler", "--no-render", "--json", "--preview"):
         assert option in out
     assert '"g(t) = t^3 - 2t"' in out and "--no-render" in out
 
 
-def test_make_writes_the_scene(tmp_path):
+def test_make_writes_the_scene(tmp_path, derivanim):
     result = derivanim("make", "ln(x)", "--no-render", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     scene = tmp_path / "out" / "ln_x.py"  # named after the function
@@ -47,7 +39,7 @@ def test_make_writes_the_scene(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ln_x.py"]  # no temporary files left
 
 
-def test_make_json(tmp_path):
+def test_make_json(tmp_path, derivanim):
     result = derivanim("make", "g(t) = t^3 - 2t", "--no-render", "--json", "-o", str(tmp_path / "cubic.py"))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -71,7 +63,7 @@ def test_make_json(tmp_path):
     ],
     ids=["unclosed", "unknown-function", "two-variables", "division-by-zero", "bad-quality", "no-request", "no-command"],
 )
-def test_invalid_input_exits_2_with_one_line(tmp_path, args, words):
+def test_invalid_input_exits_2_with_one_line(tmp_path, args, words, derivanim):
     out = tmp_path / "out"
     result = derivanim(*args, "--no-render", "-o", str(out)) if args[0] == "make" and len(args) > 1 else derivanim(*args)
     assert result.returncode == 2
@@ -90,14 +82,14 @@ def test_invalid_input_exits_2_with_one_line(tmp_path, args, words):
     ("g(t) = t^3 - 2t", "t_3_minus_2t"),
     ("x^2-1", "x_2_minus_1"),
 ])
-def test_files_are_named_after_the_function(tmp_path, request_text, stem):
+def test_files_are_named_after_the_function(tmp_path, request_text, stem, derivanim):
     result = derivanim("make", request_text, "--no-render", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"scene: {tmp_path / stem}.py"
     assert [p.name for p in tmp_path.iterdir()] == [f"{stem}.py"]
 
 
-def test_a_file_given_with_o_names_the_outputs(tmp_path):
+def test_a_file_given_with_o_names_the_outputs(tmp_path, derivanim):
     result = derivanim("make", "ln(x)", "--no-render", "-o", str(tmp_path / "talk" / "log.gif"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"scene: {tmp_path / 'talk' / 'log.py'}"
@@ -105,7 +97,7 @@ def test_a_file_given_with_o_names_the_outputs(tmp_path):
     assert conflict.returncode == 2 and conflict.stderr.count("\n") == 1 and "gif" in conflict.stderr
 
 
-def test_a_new_scene_removes_the_video_of_the_one_it_replaces(tmp_path):
+def test_a_new_scene_removes_the_video_of_the_one_it_replaces(tmp_path, derivanim):
     (tmp_path / "x_2.py").write_text("# a scene from before\n")
     (tmp_path / "x_2.mp4").write_bytes(b"a video of the scene from before")
     result = derivanim("make", "x^2", "--no-render", "-o", str(tmp_path))
@@ -122,7 +114,7 @@ def test_a_new_scene_removes_the_video_of_the_one_it_replaces(tmp_path):
     (["make", "x^2", "--no-render", "--filler", "baseline"], 2, ["--adapter"]),
     (["make", "--json"], 2, ["request"]),
 ], ids=["unclosed", "unknown-function", "usage", "baseline-without-adapter", "no-request"])
-def test_json_errors_are_json_with_the_same_exit_codes(tmp_path, args, exit_code, words):
+def test_json_errors_are_json_with_the_same_exit_codes(tmp_path, args, exit_code, words, derivanim):
     result = derivanim(*args, "--json", "-o", str(tmp_path)) if len(args) > 2 else derivanim(*args)
     assert result.returncode == exit_code
     assert result.stderr == ""

@@ -2,39 +2,28 @@
 (the stand-in for SmolLM2 or deepseek-coder); the report is checked file by file."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from derivanim.train import train
 
-try:
-    from tests.tiny_model import corpus_rows, make_tiny_model
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
-    from tiny_model import corpus_rows, make_tiny_model
+from tiny_model import corpus_rows
 
 SYSTEMS = "baseline,template,template-rules,reference"
 
 
-def _derivanim(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "derivanim.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=1800)
-
-
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, tiny_model_dir, derivanim):
     folder = tmp_path_factory.mktemp("eval")
-    base = make_tiny_model(folder / "tiny-llama")
     adapters = {}
     for task in ("slots", "freeform"):
-        adapters[task] = train(task, corpus_rows(8), corpus_rows(2, split="val"), base_model=str(base),
+        adapters[task] = train(task, corpus_rows(8), corpus_rows(2, split="val"), base_model=tiny_model_dir,
                                out_dir=folder / task, epochs=1, batch_size=4, lr=5e-3, log_every=1,
                                max_length=512, progress=False).out_dir
     out = folder / "report"
-    done = _derivanim("eval", "--systems", SYSTEMS, "--limit", "2", "--slots-adapter", str(adapters["slots"]),
-                      "--freeform-adapter", str(adapters["freeform"]), "--out", str(out), cwd=Path.cwd())
+    done = derivanim("eval", "--systems", SYSTEMS, "--limit", "2", "--slots-adapter", str(adapters["slots"]),
+                     "--freeform-adapter", str(adapters["freeform"]), "--out", str(out), cwd=Path.cwd(), timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     return out, done.stdout
 
@@ -73,8 +62,8 @@ def test_the_summary_records_provenance_and_the_upper_bound_is_usable(report):
     assert "| Usable animation" in table or "**Usable animation**" in table
 
 
-def test_a_missing_dataset_is_invalid_input(tmp_path):
-    done = _derivanim("eval", "--systems", "template-rules", "--dataset", str(tmp_path / "absent"),
-                      "--out", str(tmp_path / "r"), cwd=tmp_path)
+def test_a_missing_dataset_is_invalid_input(tmp_path, derivanim):
+    done = derivanim("eval", "--systems", "template-rules", "--dataset", str(tmp_path / "absent"),
+                     "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 2
     assert "no dataset" in done.stderr and "Traceback" not in done.stderr

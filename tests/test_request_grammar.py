@@ -4,8 +4,6 @@ window they write; fill()'s and the CLI's x0 and window win and go through verif
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import sympy
@@ -220,12 +218,8 @@ def test_invalid_values_are_invalid_input(settings, says):
         fill("x^2", **settings)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "derivanim.cli", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_cli_x0_and_window(tmp_path):
-    result = run_cli("make", "derivative of x^3 at x = 2", "--x0", "1.5", "--window", "-2", "2", "--no-render",
+def test_cli_x0_and_window(tmp_path, derivanim):
+    result = derivanim("make", "derivative of x^3 at x = 2", "--x0", "1.5", "--window", "-2", "2", "--no-render",
                        "--json", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -234,8 +228,8 @@ def test_cli_x0_and_window(tmp_path):
     assert (data["derivative"], data["derivative_sympy"]) == ("3x^2", "3*x**2")  # the user's notation, and SymPy's
 
 
-def test_cli_prints_the_textbook_form_in_the_users_notation(tmp_path):
-    result = run_cli("make", "derivative of (x^2+1)/(x-1)", "--no-render", "-o", str(tmp_path))
+def test_cli_prints_the_textbook_form_in_the_users_notation(tmp_path, derivanim):
+    result = derivanim("make", "derivative of (x^2+1)/(x-1)", "--no-render", "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "f'(x) = (x^2 - 2x - 1)/(x - 1)^2" in result.stdout.splitlines()
 
@@ -247,8 +241,8 @@ def test_cli_prints_the_textbook_form_in_the_users_notation(tmp_path):
     (["derivative of __import__('os')"], ["column 15"]),
     (["x^2 on [3, 1]"], ["reversed"]),
 ])
-def test_cli_invalid_values_exit_2_with_one_line(tmp_path, args, words):
-    result = run_cli("make", *args, "--no-render", "-o", str(tmp_path / "out"))
+def test_cli_invalid_values_exit_2_with_one_line(tmp_path, args, words, derivanim):
+    result = derivanim("make", *args, "--no-render", "-o", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

@@ -12,10 +12,7 @@ from derivanim.slots import REFUSALS
 from derivanim.slots_corpus import WORD_FORMATS, refusal_requests, refusal_rows, words_rows
 from derivanim.verbalise import say, wordings
 
-try:
-    from tests.tiny_model import smollm2_tokenizer
-except ImportError:
-    from tiny_model import smollm2_tokenizer
+from tiny_model import smollm2_tokenizer
 
 REQUESTS = Path(__file__).resolve().parent.parent / "data" / "requests"
 

@@ -14,18 +14,14 @@ from derivanim.errors import InvalidInput
 from derivanim.model import adapter_info
 from derivanim.train import TrainConfig, _write_folder, latest_checkpoint, length_grouped_batches, train
 
-try:
-    from tests.tiny_model import corpus_rows, make_tiny_model
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
-    from tiny_model import corpus_rows, make_tiny_model
+from tiny_model import corpus_rows
 
 STEPS = 9  # 12 rows, micro-batches of 2, 2 per step: 3 steps per epoch, 3 epochs
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory):
-    base = make_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
-    return TrainConfig(task="slots", base_model=str(base), epochs=3, batch_size=2, grad_accum=2, lr=5e-3,
+def config(tiny_model_dir):
+    return TrainConfig(task="slots", base_model=tiny_model_dir, epochs=3, batch_size=2, grad_accum=2, lr=5e-3,
                        lora_dropout=0.1, max_length=256, log_every=1, checkpoint_every=2)
 
 
