@@ -14,7 +14,8 @@ import numpy as np
 from derivanim.calculus import evaluator
 from derivanim.errors import InvalidInput, ModelUnavailable, NoFunction
 from derivanim.grammar import FUNCTIONS, Settings, find_settings, parse_function, read_request, refuse, request_words
-from derivanim.plan import ScenePlan, plan_scene
+from derivanim.lessons import DERIVATIVE, Lesson
+from derivanim.plan import ScenePlan
 from derivanim.render import Outputs, RenderProgress, output_target, slug, write_animation
 from derivanim.resources import resource_path
 from derivanim.rules_filler import rules_slots
@@ -258,10 +259,11 @@ def written_in(function: str, request: str) -> bool:
     return bare(function) in {bare(written) for written in written_functions(request)}
 
 
-def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun | None = None) -> Animation:
-    """Verify any filler's slots, plan the scene and write its code."""
+def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun | None = None,
+                    lesson: Lesson = DERIVATIVE) -> Animation:
+    """Verify any filler's slots, plan the lesson's scene and write its code."""
     verified = verify(slots)
-    plan = plan_scene(verified)
+    plan = lesson.plan(verified)
     cautions = () if filler != "model" or written_in(slots.function, request) else (
         f"the model's function {slots.function} is not written in the request: check that it is the one you meant",)
     return Animation(
@@ -273,7 +275,7 @@ def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun
         derivative=plan.df_notation,
         derivative_sympy=plan.df_text,
         plan=plan,
-        code=write_scene(plan, f_text=str(verified.function.expr)),
+        code=write_scene(plan, f_text=str(verified.function.expr), lesson=lesson),
         model_run=model_run,
         cautions=cautions,
     )

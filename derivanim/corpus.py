@@ -33,9 +33,11 @@ from derivanim.catalog import (DEFAULT_LEVEL_SIZES, DEFAULT_SEED, LEVELS, OTHER_
                                grow_catalog, instruction_formats, read_catalog, rename_variable)
 from derivanim.errors import DerivanimError, InvalidInput
 from derivanim.execute import dry_run_reports
+from derivanim.lessons import DERIVATIVE
 from derivanim.render import write_atomically
 from derivanim.slots import Slots
 
+LESSON = DERIVATIVE  # the corpus's scenes are the derivative lesson's
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZE = 537
 PAPER_SPLITS = {"train": 418, "val": 50, "test": 69}
@@ -253,12 +255,11 @@ def row_slots(plan: RowPlan) -> Slots:
 
 def scene_code(slots: Slots) -> str:
     """The template's scene for verified slots (what fill() writes for them)."""
-    from derivanim.plan import plan_scene
     from derivanim.template import write_scene
     from derivanim.verify import verify
 
     verified = verify(slots)
-    return write_scene(plan_scene(verified), f_text=str(verified.function.expr))
+    return write_scene(LESSON.plan(verified), f_text=str(verified.function.expr), lesson=LESSON)
 
 
 def make_row(plan: RowPlan) -> Row:
@@ -272,7 +273,6 @@ def make_row(plan: RowPlan) -> Row:
 
 def row_problems(row: Row) -> list[str]:
     """What is wrong with a row of ours; empty when it is sound."""
-    from derivanim.plan import plan_scene
     from derivanim.template import write_scene
     from derivanim.verify import verify
 
@@ -283,13 +283,13 @@ def row_problems(row: Row) -> list[str]:
     except InvalidInput as error:
         return [f"does not verify: {error}"]
     problems = [f"the slots need a repair: {repair}" for repair in verified.repairs]
-    plan = plan_scene(verified)
-    problems += _derivative_problems(plan)
+    plan = LESSON.plan(verified)
+    problems += LESSON.check_plan(plan)
     try:
         compile(row.code, f"<{row.split} {row.function}>", "exec")
     except SyntaxError as error:
         problems.append(f"the code does not compile: {error.msg} (line {error.lineno})")
-    if row.code != write_scene(plan, f_text=str(verified.function.expr)):
+    if row.code != write_scene(plan, f_text=str(verified.function.expr), lesson=LESSON):
         problems.append("the code is not the template's scene for the slots")
     elif f"return {plan.df_source}\n" not in row.code:
         problems.append("the code does not define the verified derivative")
@@ -300,45 +300,17 @@ def row_problems(row: Row) -> list[str]:
     return problems
 
 
-def _derivative_problems(plan) -> list[str]:
-    """f' in the scene against f in the scene: Richardson-extrapolated central differences at points of the window
-    (off-centre, so that no point is exactly 0). A wrong f' is wrong almost everywhere; one odd point is rounding
-    next to a removable singularity (sin(x)/x at 0), so it takes more than one to fail."""
-    namespace = {"numpy": np}
-    variable = plan.variable
-    # Our own SymPy-printed numpy source (never user text) is evaluated here, as the scene will evaluate it.
-    f = eval(f"lambda {variable}: {plan.f_source}", namespace)  # noqa: S307
-    df = eval(f"lambda {variable}: {plan.df_source}", namespace)  # noqa: S307
-    width = plan.x_max - plan.x_min
-    breaks = (*plan.f_breaks, *plan.df_breaks)
-    xs = [x for x in np.linspace(plan.x_min + 0.0513 * width, plan.x_max - 0.0487 * width, 29)  # numpy floats: 1/0 is inf
-          if all(abs(x - b) > 0.02 * width for b in breaks)]
-    h = 1e-4 * width
-    checked, wrong = 0, []
-    with np.errstate(all="ignore"):
-        for x in xs:
-            values = [complex(v) for v in (f(x - h), f(x + h), f(x - h / 2), f(x + h / 2), df(x))]
-            if not all(np.isfinite(v) and abs(v.imag) < 1e-12 for v in values):
-                continue
-            wide, narrow = (values[1].real - values[0].real) / (2 * h), (values[3].real - values[2].real) / h
-            estimate, slope = (4 * narrow - wide) / 3, values[4].real  # the h^2 error term cancels
-            checked += 1
-            if abs(estimate - slope) > 1e-4 * max(1.0, abs(slope)):
-                wrong.append(f"f'({x:.3g}) = {slope:.6g} in the scene, but f changes at {estimate:.6g} there")
-    if checked < 3:
-        return [f"f' could be checked at only {checked} points of the window"]
-    return wrong[:1] if len(wrong) > max(1, checked // 10) else []
-
-
 def dry_run_problems(report: dict) -> list[str]:
-    """What a dry-run report of a scene shows is wrong: an error, a phase that did not run, layout faults."""
+    """What a dry-run report of a scene shows is wrong: an error, phases other than the lesson's or one that did
+    not run, layout faults."""
     problems = []
     if report.get("error"):
         problems.append(f"dry-run error: {report['error']}")
     ran = [phase["name"] for phase in report.get("phases", [])]
     missing = [name for name in report.get("phase_names", []) if name not in ran]
-    if missing or len(report.get("phase_names", [])) != 8:
-        problems.append(f"phases that did not run: {', '.join(missing) or 'construct() does not call eight phases'}")
+    if missing or tuple(report.get("phase_names", [])) != LESSON.phase_methods:
+        problems.append("phases that did not run: "
+                        + (", ".join(missing) or f"construct() does not call the {LESSON.name} lesson's phases"))
     for phase in report.get("phases", []):
         if phase["outside_frame"]:
             problems.append(f"{phase['name']}: outside the frame: {', '.join(phase['outside_frame'][:3])}")
@@ -366,7 +338,8 @@ def dry_run(codes: dict[str, str], jobs: int = 1,
             on_progress: Callable[[int], None] | None = None) -> dict[str, list[str]]:
     """Dry-run each scene (derivanim.execute, `jobs` workers at a time); the problems found, by key."""
     results: dict[str, list[str]] = {}
-    for key, report in dry_run_reports(codes, timeout=DRY_RUN_SECONDS_PER_SCENE, workers=jobs):
+    for key, report in dry_run_reports(codes, timeout=DRY_RUN_SECONDS_PER_SCENE, workers=jobs,
+                                       scene=LESSON.scene_class):
         results[key] = dry_run_problems(report)
         if on_progress is not None:
             on_progress(1)

@@ -116,3 +116,33 @@ def plan_scene(verified: Verified) -> ScenePlan:
         derivation_pages=_pages(lines),
         decimals=2,
     )
+
+
+def derivative_problems(plan: ScenePlan) -> list[str]:
+    """f' in the scene against f in the scene: Richardson-extrapolated central differences at points of the window
+    (off-centre, so that no point is exactly 0). A wrong f' is wrong almost everywhere; one odd point is rounding
+    next to a removable singularity (sin(x)/x at 0), so it takes more than one to fail."""
+    namespace = {"numpy": np}
+    variable = plan.variable
+    # Our own SymPy-printed numpy source (never user text) is evaluated here, as the scene will evaluate it.
+    f = eval(f"lambda {variable}: {plan.f_source}", namespace)  # noqa: S307
+    df = eval(f"lambda {variable}: {plan.df_source}", namespace)  # noqa: S307
+    width = plan.x_max - plan.x_min
+    breaks = (*plan.f_breaks, *plan.df_breaks)
+    xs = [x for x in np.linspace(plan.x_min + 0.0513 * width, plan.x_max - 0.0487 * width, 29)  # numpy floats: 1/0 is inf
+          if all(abs(x - b) > 0.02 * width for b in breaks)]
+    h = 1e-4 * width
+    checked, wrong = 0, []
+    with np.errstate(all="ignore"):
+        for x in xs:
+            values = [complex(v) for v in (f(x - h), f(x + h), f(x - h / 2), f(x + h / 2), df(x))]
+            if not all(np.isfinite(v) and abs(v.imag) < 1e-12 for v in values):
+                continue
+            wide, narrow = (values[1].real - values[0].real) / (2 * h), (values[3].real - values[2].real) / h
+            estimate, slope = (4 * narrow - wide) / 3, values[4].real  # the h^2 error term cancels
+            checked += 1
+            if abs(estimate - slope) > 1e-4 * max(1.0, abs(slope)):
+                wrong.append(f"f'({x:.3g}) = {slope:.6g} in the scene, but f changes at {estimate:.6g} there")
+    if checked < 3:
+        return [f"f' could be checked at only {checked} points of the window"]
+    return wrong[:1] if len(wrong) > max(1, checked // 10) else []

@@ -13,6 +13,7 @@ from derivanim import catalog, corpus
 from derivanim.catalog import LEVELS, PAPER_FORMATS, PARAPHRASES, FunctionSet, format_kind, to_text
 from derivanim.cli import main
 from derivanim.grammar import parse_function, symbol
+from derivanim.lessons import DERIVATIVE
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "corpus"
@@ -100,9 +101,9 @@ def test_a_wrong_derivative_in_the_scene_is_caught():
     plan = SimpleNamespace(variable="x", f_source="x*numpy.sin(x)*numpy.exp(x)", x_min=-3.0, x_max=3.0,
                            f_breaks=(), df_breaks=(),
                            df_source="numpy.exp(x)*(x*numpy.sin(x) + x*numpy.cos(x) + numpy.sin(x))")
-    assert corpus._derivative_problems(plan) == []
+    assert DERIVATIVE.check_plan(plan) == []
     wrong = SimpleNamespace(**{**vars(plan), "df_source": "x*numpy.sin(x)*numpy.cos(x)*numpy.exp(x)"})
-    assert "in the scene, but f changes at" in corpus._derivative_problems(wrong)[0]
+    assert "in the scene, but f changes at" in DERIVATIVE.check_plan(wrong)[0]
 
 
 def test_growing_the_catalog_adds_new_verified_functions_deterministically():
