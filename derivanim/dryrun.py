@@ -24,8 +24,9 @@ OVERLAP_TOLERANCE = 0.03  # scene units two text boxes may share (glyph boxes ar
 FRAME_TOLERANCE = 0.02
 
 
-def phase_methods(source: str, scene_name: str = "DerivativeVisualization") -> list[str]:
-    """The scene's own methods that construct() calls as self.<method>(), in order (empty if none)."""
+def phase_methods(source: str, scene_name: str) -> list[str]:
+    """The methods of the class `scene_name` that its construct() calls as self.<method>(), in order (empty if none):
+    the phases a scene has, which a lesson's scene must have as the lesson lists them."""
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ClassDef) and node.name == scene_name:
             own = {item.name for item in node.body if isinstance(item, ast.FunctionDef)} - {"construct"}
@@ -126,8 +127,9 @@ def blank_report(error: str | None = None) -> dict:
     return {"phases": [], "plots": [], "lines": [], "animations": [], "error": error, "phase_names": []}
 
 
-def inspect_scene(path: Path, frames_dir: Path | None = None, scene_name: str = "DerivativeVisualization") -> dict:
-    """Run the scene in `path` in this process; returns what it plotted and how each phase was laid out."""
+def inspect_scene(path: Path, scene_name: str, frames_dir: Path | None = None) -> dict:
+    """Run the scene class `scene_name` in `path` in this process; returns what it plotted and how each phase was
+    laid out."""
     from manim import CoordinateSystem, tempconfig
 
     report = blank_report()

@@ -42,9 +42,9 @@ from queue import SimpleQueue
 from typing import Literal, TypeVar
 
 from derivanim.dryrun import blank_report, inspect_scene
+from derivanim.lessons import DERIVATIVE
 from derivanim.video import convert_video, subtitles_in_turn
 
-SCENE = "DerivativeVisualization"
 MODES = ("dry-run", "render")
 QUALITIES = {"l": "low_quality", "m": "medium_quality", "h": "high_quality", "k": "fourk_quality"}
 FORMATS = ("mp4", "gif", "webm")
@@ -64,7 +64,7 @@ class Job:
 
     code: str
     mode: Literal["dry-run", "render"] = "dry-run"
-    scene: str = SCENE
+    scene: str = DERIVATIVE.scene_class  # the class to run; by default the derivative lesson's
     quality: str = "m"
     fmt: str = "mp4"
     timeout: float | None = None
@@ -144,7 +144,7 @@ def run_jobs(jobs: Iterable[Job], workers: int = 1,
 
 
 def dry_run_reports(codes: Mapping[Key, str], timeout: float | None, workers: int = 1,
-                    scene: str = SCENE) -> Iterator[tuple[Key, dict]]:
+                    scene: str = DERIVATIVE.scene_class) -> Iterator[tuple[Key, dict]]:
     """Dry-run each scene; yields (key, report) as each finishes."""
     keys = list(codes)
     for result in run_jobs([Job(codes[key], scene=scene, timeout=timeout) for key in keys], workers):

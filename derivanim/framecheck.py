@@ -25,6 +25,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from derivanim.lessons import DERIVATIVE, Lesson
 from derivanim.resources import resource_path
 
 ANALYSIS_HEIGHT = 480  # frames are reduced to this height (a -q l render already has it)
@@ -40,16 +41,6 @@ MIN_PRESENCE = 0.1  # when where it is drawn is unknown: share of the panel's co
 EDGE_TRIM = 0.015  # share of the x-window left out at each end of a piece (its round cap, the mapping's rounding)
 SPAN_INSET = 0.05  # seconds between a span's ends and the frames sampled for them
 DARK, UNCLASSIFIED, AXIS = 0, 254, 255  # pixel classes besides the palette's colours (1, 2, ...)
-
-# What the template's phases show, for the whole phase or only at its end (phases 2 and 7 draw their curves
-# during the phase, phase 7 fades f back in; phases 1, 5 and 6 show no graph).
-PHASE_CURVES = {
-    "draw_axes_and_graph": ("end", ("f",)),
-    "secant_to_tangent": ("all", ("f",)),
-    "tangent_at_x0": ("all", ("f",)),
-    "draw_derivative_graph": ("end", ("f", "f'")),
-    "sweep_tangent": ("all", ("f", "f'")),
-}
 
 
 @dataclass(frozen=True)
@@ -108,13 +99,15 @@ class Span:
     end: float
 
 
-def phase_spans(phases: Mapping[str, Sequence[float]]) -> list[Span]:
-    """Spans from the phases' (start, end) times in the video, by what each phase of the template shows."""
+def phase_spans(phases: Mapping[str, Sequence[float]], lesson: Lesson = DERIVATIVE) -> list[Span]:
+    """Spans from the phases' (start, end) times in the video, by the curves each of the lesson's phases shows:
+    for the whole phase, or only at its end."""
+    shows = {phase.method: phase for phase in lesson.phases}
     spans = []
     for name, (start, end) in phases.items():
-        if name in PHASE_CURVES:
-            extent, curves = PHASE_CURVES[name]
-            spans += [Span(curve, start if extent == "all" else end, end) for curve in curves]
+        if name in shows:
+            phase = shows[name]
+            spans += [Span(curve, start if phase.curves_when == "every" else end, end) for curve in phase.curves]
     return spans
 
 

@@ -2,7 +2,8 @@
 
 Static metrics come from the AST. Run-time metrics come from a dry-run report (derivanim.dryrun): what
 the scene plotted with Axes.plot, which kinds of objects each phase put on screen, the straight lines it
-drew (in the coordinates of its first axes) and its layout.
+drew (in the coordinates of its first axes) and its layout. The scene class, its phases and what each phase
+must show are the lesson's (derivanim.lessons), the derivative lesson's unless told otherwise.
 """
 
 import ast
@@ -12,31 +13,8 @@ import sympy
 
 from derivanim.calculus import derivative, evaluator
 from derivanim.grammar import ParsedFunction
+from derivanim.lessons import DERIVATIVE, Lesson
 
-PHASES = (
-    "show_title", "draw_axes_and_graph", "secant_to_tangent", "tangent_at_x0",
-    "show_derivation", "show_result", "draw_derivative_graph", "sweep_tangent",
-)
-# What each phase must show, as Manim classes (any one name of each inner tuple), checked at run time.
-PHASE_CONTENT = {
-    "show_title": (("MathTex", "Tex", "Text"),),
-    "draw_axes_and_graph": (("Axes",), ("ParametricFunction",)),
-    "secant_to_tangent": (("Line",), ("Dot",), ("DecimalNumber",)),
-    "tangent_at_x0": (("Line",), ("Dot",)),
-    "show_derivation": (("MathTex",),),
-    "show_result": (("MathTex",),),
-    "draw_derivative_graph": (("Axes",), ("ParametricFunction",)),
-    "sweep_tangent": (("DecimalNumber",), ("TracedPath",)),
-}
-# Which curves the viewer must see (axes in the order first plotted on: 0 is f's, 1 is f''s), and when: at the
-# end of the phase, or after every one of its animations. A phase that loses f fails the scene.
-PHASE_SHOWS = {
-    "draw_axes_and_graph": ("end", ("0",)),
-    "secant_to_tangent": ("every", ("0",)),
-    "tangent_at_x0": ("every", ("0",)),
-    "draw_derivative_graph": ("end", ("0", "1")),
-    "sweep_tangent": ("every", ("0", "1")),
-}
 VISIBLE_SHARE = 0.9  # of a curve's plotted x-extent that must be on screen
 # (key, the paper's row name); the last is the conjunction of all the others.
 TABLE = (
@@ -56,8 +34,9 @@ TABLE = (
 RELATIVE_TOLERANCE = 1e-3
 
 
-def static_metrics(code: str) -> dict[str, bool]:
-    """The rows of the table that the syntax tree alone answers."""
+def static_metrics(code: str, lesson: Lesson = DERIVATIVE) -> dict[str, bool]:
+    """The rows of the table that the syntax tree alone answers: is there the lesson's scene class, and does its
+    construct() call the lesson's phases, in order, each a method of its own?"""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
@@ -69,7 +48,7 @@ def static_metrics(code: str) -> dict[str, bool]:
         for node in ast.walk(tree)
     )
     classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
-    scene = next((c for c in classes if c.name == "DerivativeVisualization" and any(
+    scene = next((c for c in classes if c.name == lesson.scene_class and any(
         (isinstance(base, ast.Name) and base.id.endswith("Scene"))
         or (isinstance(base, ast.Attribute) and base.attr.endswith("Scene")) for base in c.bases)), None)
     return {
@@ -77,8 +56,9 @@ def static_metrics(code: str) -> dict[str, bool]:
         "manim_imports": imports,
         "class_definition": bool(classes),
         "derivative_visualization": scene is not None,
-        "eight_phases": scene is not None and tuple(_construct_calls(scene)) == PHASES
-        and all(any(isinstance(item, ast.FunctionDef) and item.name == name for item in scene.body) for name in PHASES),
+        "eight_phases": scene is not None and tuple(_construct_calls(scene)) == lesson.phase_methods
+        and all(any(isinstance(item, ast.FunctionDef) and item.name == name for item in scene.body)
+                for name in lesson.phase_methods),
     }
 
 
@@ -123,24 +103,25 @@ def tangent_matches(line: dict, f, df) -> bool:
                 and abs(slope - true_slope) <= 2e-2 * (1 + abs(true_slope)))
 
 
-def missing_curves(report: dict) -> list[str]:
-    """Where a phase should show f or f' and the viewer does not see it (from the dry run's per-animation record);
-    empty for a scene without the lesson's phases, which PHASE_CONTENT already fails."""
+def missing_curves(report: dict, lesson: Lesson = DERIVATIVE) -> list[str]:
+    """Where a phase should show a curve (f, f') and the viewer does not see it (from the dry run's per-animation
+    record, which counts curves by their axes in the order first plotted on, as lesson.curves lists them); empty for
+    a scene without the lesson's phases, which their content check already fails."""
     problems = []
     animations = report.get("animations", [])
-    for phase, (when, curves) in PHASE_SHOWS.items():
-        mine = [a for a in animations if a["phase"] == phase]
-        for index, animation in enumerate(mine if when == "every" else mine[-1:]):
-            for curve in curves:
-                share = animation["curves"].get(curve, 0.0)
+    for phase in lesson.phases:
+        every = phase.curves_when == "every"
+        mine = [a for a in animations if a["phase"] == phase.method]
+        for index, animation in enumerate(mine if every else mine[-1:]):
+            for name in phase.curves:
+                share = animation["curves"].get(str(lesson.curves.index(name)), 0.0)
                 if share < VISIBLE_SHARE:
-                    name = "f" if curve == "0" else "f'"
-                    problems.append(f"{phase}, animation {index + 1 if when == 'every' else len(mine)}: "
+                    problems.append(f"{phase.method}, animation {index + 1 if every else len(mine)}: "
                                     f"{name} {share:.0%} on screen")
     return problems
 
 
-def runtime_metrics(report: dict, function: ParsedFunction) -> dict[str, bool]:
+def runtime_metrics(report: dict, function: ParsedFunction, lesson: Lesson = DERIVATIVE) -> dict[str, bool]:
     """The rows of the table that only running the scene answers, from its dry-run report."""
     f = evaluator(function.expr, function.variable)
     df = evaluator(derivative(function.expr, function.variable), function.variable)
@@ -148,9 +129,9 @@ def runtime_metrics(report: dict, function: ParsedFunction) -> dict[str, bool]:
     plots = report.get("plots", [])
     phases = {phase["name"]: phase for phase in report.get("phases", [])}
     organised = executable and all(
-        name in phases and all(any(kind in phases[name].get("classes", ()) for kind in alternatives)
-                               for alternatives in PHASE_CONTENT[name])
-        for name in PHASES
+        phase.method in phases and all(any(kind in phases[phase.method].get("classes", ()) for kind in alternatives)
+                                       for alternatives in phase.content)
+        for phase in lesson.phases
     ) and any(plot["axes"] == 1 for plot in plots)
     return {
         "template_organization": organised,
@@ -158,7 +139,7 @@ def runtime_metrics(report: dict, function: ParsedFunction) -> dict[str, bool]:
         "function_plot": executable and any(curve_matches(plot, f) for plot in plots),
         "derivative_plot": executable and any(curve_matches(plot, df) for plot in plots)
         and any(tangent_matches(line, f, df) for line in report.get("lines", [])),
-        "curves_on_screen": executable and organised and not missing_curves(report),
+        "curves_on_screen": executable and organised and not missing_curves(report, lesson),
         "layout_clean": executable and bool(phases) and all(
             not phase["outside_frame"] and not phase["text_overlaps"] for phase in phases.values()),
     }

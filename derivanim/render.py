@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from derivanim.errors import InvalidInput, RenderError
-from derivanim.execute import FORMATS, SCENE, Job, RenderProgress, run_jobs
+from derivanim.execute import FORMATS, Job, RenderProgress, run_jobs
+from derivanim.lessons import DERIVATIVE
 
 VIDEO_SUFFIXES = tuple(f".{fmt}" for fmt in FORMATS)
 MAX_STEM = 80
@@ -77,7 +78,7 @@ def render_scene(
     fmt: str = "mp4",
     on_progress: Callable[[RenderProgress], None] | None = None,
     timeout: float | None = None,
-    scene: str = SCENE,
+    scene: str = DERIVATIVE.scene_class,
 ) -> Path:
     """Render the scene class `scene` in `scene_file` to `out_dir/<stem>.<fmt>` (and its subtitles to `<stem>.srt`,
     where the scene has any) and return the video's path.

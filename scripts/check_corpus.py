@@ -28,10 +28,11 @@ from derivanim import fill  # noqa: E402
 from derivanim.calculus import evaluator, simplest  # noqa: E402
 from derivanim.execute import dry_run_reports  # noqa: E402
 from derivanim.grammar import parse_function  # noqa: E402
+from derivanim.lessons import DERIVATIVE  # noqa: E402
 
 CORPUS = ROOT / ".." / "shared" / "reference" / "derivanimator-525"
 SPLITS = ("train", "val", "test")
-PHASES = 8
+PHASES = len(DERIVATIVE.phases)  # the reference scenes are the derivative lesson's
 RTOL = 1e-5  # relative to max(|value|, the curve's size)
 SECONDS_PER_SCENE = 120
 PROGRESS_EVERY = 25  # scenes between progress lines (and summaries written so far)

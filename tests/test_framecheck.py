@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from derivanim.framecheck import (PHASE_CURVES, Curve, SceneFacts, Span, check_video, classify, find_axes, main,
+from derivanim.framecheck import (Curve, SceneFacts, Span, check_video, classify, find_axes, main,
                                   measure, phase_spans)
+from derivanim.lessons import DERIVATIVE
 
 WIDTH, HEIGHT = 854, 480
 WINDOW = (-4.0, 4.0)
@@ -160,7 +161,6 @@ def test_phase_spans_follow_what_each_phase_shows():
     spans = phase_spans(phases)
     assert Span("f", 7, 17) in spans and Span("f", 7, 7) in spans and Span("f'", 30, 30) in spans
     assert Span("f'", 30, 42) in spans and not any(s.start < 7 or 17 < s.start < 25 for s in spans)
-    assert set(PHASE_CURVES) >= {"secant_to_tangent", "sweep_tangent"}
 
 
 def test_spans_decide_which_frames_must_show_a_curve(tmp_path):
@@ -229,7 +229,6 @@ DerivativeVisualization.construct = _construct_and_save
 def renders(tmp_path_factory):
     """x^3-3x rendered at -q l as generated (with its phase times) and with f's curve pieces emptied."""
     from derivanim.api import fill
-    from derivanim.dryrun import phase_methods
     from derivanim.render import render_scene
 
     folder = tmp_path_factory.mktemp("framecheck")
@@ -237,7 +236,7 @@ def renders(tmp_path_factory):
     broken, edits = re.subn(r"^F_PIECES = .*$", "F_PIECES = []", code, flags=re.M)
     assert edits == 1, "the generated scene no longer sets F_PIECES: update the broken case"
     phases = folder / "phases.json"
-    (folder / "healthy.py").write_text(code + PHASE_CLOCK.format(names=phase_methods(code), path=str(phases)))
+    (folder / "healthy.py").write_text(code + PHASE_CLOCK.format(names=list(DERIVATIVE.phase_methods), path=str(phases)))
     (folder / "broken.py").write_text(broken)
     healthy = render_scene(folder / "healthy.py", folder, quality="l")
     return {"code": code, "phases": json.loads(phases.read_text()), "healthy": healthy,
@@ -247,7 +246,7 @@ def renders(tmp_path_factory):
 @pytest.mark.slow
 def test_a_real_render_passes_with_and_without_phase_times(renders):
     facts = SceneFacts.from_code(renders["code"])
-    assert set(renders["phases"]) >= set(PHASE_CURVES)
+    assert set(renders["phases"]) >= {phase.method for phase in DERIVATIVE.phases if phase.curves}
     for result in (check_video(renders["healthy"]), check_video(renders["healthy"], facts),
                    check_video(renders["healthy"], facts, phase_spans(renders["phases"]))):
         assert result.passed, result.text()
