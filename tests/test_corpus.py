@@ -10,6 +10,7 @@ import pytest
 import sympy
 
 from derivanim import catalog, corpus
+from derivanim.calculus import EXPANSION_BUDGET, SIMPLIFY_BUDGET, derivative, expanded_terms
 from derivanim.catalog import LEVELS, PAPER_FORMATS, PARAPHRASES, FunctionSet, format_kind, to_text
 from derivanim.cli import main
 from derivanim.grammar import parse_function, symbol
@@ -75,6 +76,16 @@ def test_committed_catalog_sizes_and_no_equivalent_functions():
             assert to_text(expr) == text  # printed by the project's printer, read back unchanged
             assert catalog.fits_level(expr, level), (level, text)
             assert kept.add(expr), f"{text} is equivalent to a function already in the catalog"
+
+
+def test_every_catalog_derivative_is_simplified_in_full():
+    # The corpus is written with every form simplest() knows: no catalog f' reaches calculus's work budgets.
+    for texts in catalog.read_catalog(CATALOG).values():
+        for text in texts:
+            parsed = parse_function(text)
+            slope = derivative(parsed.expr, parsed.variable)
+            assert sympy.count_ops(slope) <= SIMPLIFY_BUDGET, text
+            assert expanded_terms(sympy.together(slope)) <= EXPANSION_BUDGET, text
 
 
 def test_equivalent_functions_are_caught_by_form_or_value():
