@@ -23,6 +23,7 @@ import numpy as np
 import sympy
 from sympy.printing.str import StrPrinter
 
+from derivanim.calculus import SIMPLIFY_BUDGET
 from derivanim.errors import InvalidInput
 from derivanim.grammar import parse_function, symbol
 
@@ -35,7 +36,6 @@ LEVEL_DESCRIPTIONS = {
     "advanced": "nested compositions, triple products and rational functions with poles",
 }
 DEFAULT_SEED = 0
-MAX_DERIVATIVE_OPS = 30  # SymPy simplifies an f' this size in well under a second
 MAX_AXIS = 1e6  # |y| an axis of the scene may reach
 MAX_WIGGLES = 30  # sign changes of f' across the window
 
@@ -140,14 +140,14 @@ class FunctionSet:
 
 def usable(text: str) -> bool:
     """The rules filler makes a verified animation of `text` with no repair, the animation can be read (sensible),
-    and f' is small enough for SymPy to simplify well inside the plan's time limit (judged by size, not by a
-    clock, so that the catalog is the same on a busy machine)."""
+    and f' is within the size up to which calculus.simplest tries every form (SIMPLIFY_BUDGET operations), so the
+    corpus shows f' as simply as SymPy can write it."""
     from derivanim.api import fill
 
     try:
         parsed = parse_function(text)
         derivative = sympy.diff(parsed.expr, parsed.variable)
-        if sympy.count_ops(derivative) > MAX_DERIVATIVE_OPS:
+        if sympy.count_ops(derivative) > SIMPLIFY_BUDGET:
             return False
         animation = fill(text, filler="rules")
         return not animation.repairs and sensible(animation, derivative)
