@@ -5,6 +5,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -333,9 +334,23 @@ EVAL_EXAMPLES = """examples:
 
 
 def _train(args) -> int:
-    from derivanim.train import run
+    from dataclasses import fields
 
-    result = run(args)
+    from derivanim.train import TrainConfig, saved_settings, train, training_config, training_rows
+
+    given = {setting.name: getattr(args, setting.name) for setting in fields(TrainConfig) if hasattr(args, setting.name)}
+    saved = []
+    if args.resume:
+        if args.out and Path(args.out) != Path(args.resume):
+            raise InvalidInput(f"--resume {args.resume} continues the run in its own folder; --out {args.out} differs")
+        saved.append(saved_settings(args.resume, "--resume"))
+    elif not args.out:
+        raise InvalidInput("train: --out is required (or --resume OUT to continue a run)")
+    saved += [saved_settings(path, option) for path, option in ((args.config, "--config"),
+                                                                (args.from_adapter, "--from-adapter")) if path]
+    config = training_config(given, *saved)
+    rows_train, rows_val = training_rows(args.data, args.train, args.val)
+    result = train(config, rows_train, rows_val, out_dir=args.resume or args.out, resume=bool(args.resume))
     print(f"adapter: {result.out_dir} ({result.seconds:.0f} s)")
     return 0
 
@@ -349,6 +364,7 @@ def _eval(args) -> int:
         out=Path(args.out), slots_adapter=Path(args.slots_adapter) if args.slots_adapter else None,
         freeform_adapter=Path(args.freeform_adapter) if args.freeform_adapter else None,
         base_model=args.base_model, scene_timeout=args.scene_timeout, baseline_batch=args.baseline_batch,
+        command=args.command_line,
     )
     with stderr.status("evaluating ...") as status:
         summary = run_eval(config, on_progress=lambda message: status.update(escape(message)))
@@ -444,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in options  # known before parsing, so that a usage error is JSON too
     try:
         args = build_parser().parse_args(_protect_expressions(argv))
+        args.command_line = shlex.join(["derivanim", *argv])  # recorded in reports; the library never reads sys.argv
         return args.run(args)
     except DerivanimError as error:
         return _fail(str(error), error.exit_code, as_json)

@@ -10,9 +10,7 @@ import dataclasses
 import hashlib
 import json
 import platform
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -48,7 +46,7 @@ class EvalConfig:
     base_model: str | None = None
     scene_timeout: float = 120.0
     baseline_batch: int = 16  # free-form generations decoded together (greedy; left padding)
-    command: str = field(default_factory=lambda: shlex.join(["derivanim", *sys.argv[1:]]))
+    command: str = ""  # the command that asked for the report, as its caller gives it (the CLI: its own command line)
 
 
 @dataclass

@@ -587,6 +587,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", metavar="OUT",
                         help="continue the run in OUT from its latest checkpoint, with the run's own settings "
                              "(the same data must be given); OUT is also the output folder")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"take the settings from a {CONFIG_FILE} (as saved beside every adapter and "
+                             "checkpoint); options given override them")
+    parser.add_argument("--from-adapter", metavar="DIR",
+                        help="retrain an adapter (the shipped one: derivanim/adapters/slots) with the settings it was "
+                             f"trained with (its {CONFIG_FILE}); options given override them")
     for setting in fields(TrainConfig):
         option = dict(setting.metadata)
         if setting.default not in (MISSING, None):  # a None default is explained in the help itself
@@ -594,8 +600,33 @@ def add_arguments(parser) -> None:
         parser.add_argument("--" + setting.name.replace("_", "-"), default=argparse.SUPPRESS, **option)
 
 
-def run(args) -> TrainResult:
-    """Train from parsed arguments."""
+def saved_settings(path: Path | str, option: str) -> dict:
+    """The settings saved beside a run or an adapter: a train_config.json, or a folder holding one."""
+    path = Path(path)
+    file = path / CONFIG_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise InvalidInput(f"{option}: {path} holds no training settings ({CONFIG_FILE} is missing)")
+    try:
+        settings = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InvalidInput(f"{option}: {file} is not JSON ({error.msg} at line {error.lineno})") from None
+    unknown = set(settings) - {setting.name for setting in fields(TrainConfig)}
+    if not isinstance(settings, dict) or unknown:
+        raise InvalidInput(f"{option}: {file} has settings TrainConfig does not know: {', '.join(sorted(unknown))}")
+    return settings
+
+
+def training_config(given: dict, *saved: dict) -> TrainConfig:
+    """The run's TrainConfig: the settings given (options on the command line) over saved ones (--config,
+    --from-adapter, --resume: earlier ones win), over TrainConfig's defaults."""
+    settings = {key: value for layer in (*reversed(saved), given) for key, value in layer.items()}
+    if "task" not in settings:
+        raise InvalidInput("train: --task is required (slots or freeform)")
+    return TrainConfig(**settings)
+
+
+def training_rows(data: str | None, train_file: str | None, val_file: str | None) -> tuple[list[dict], list[dict]]:
+    """(train rows, validation rows): from .jsonl files, else the train and val splits of a corpus (default: ours)."""
     from derivanim.corpus import load_corpus
 
     def rows(path, split):
@@ -603,28 +634,17 @@ def run(args) -> TrainResult:
             return load_rows(path)
         return [row.to_dict() for row in load_corpus(path, split=split)]
 
-    given = {setting.name: getattr(args, setting.name) for setting in fields(TrainConfig) if hasattr(args, setting.name)}
-    if args.resume:
-        if args.out and Path(args.out) != Path(args.resume):
-            raise InvalidInput(f"--resume {args.resume} continues the run in its own folder; --out {args.out} differs")
-        config_file = Path(args.resume) / CONFIG_FILE
-        if not config_file.is_file():
-            raise InvalidInput(f"--resume: {args.resume} holds no training run ({CONFIG_FILE} is missing)")
-        given = {**json.loads(config_file.read_text()), **given}
-    elif not args.out:
-        raise InvalidInput("train: --out is required (or --resume OUT to continue a run)")
-    if "task" not in given:
-        raise InvalidInput("train: --task is required (slots or freeform)")
-    rows_train = rows(args.train, None) if args.train else rows(args.data, "train")
-    rows_val = rows(args.val, None) if args.val else rows(args.data, "val")
-    return train(TrainConfig(**given), rows_train, rows_val, out_dir=args.resume or args.out, resume=bool(args.resume))
+    return (rows(train_file, None) if train_file else rows(data, "train"),
+            rows(val_file, None) if val_file else rows(data, "val"))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`accelerate launch -m derivanim.train --task slots ...`: the same options as `derivanim train`."""
-    parser = argparse.ArgumentParser(prog="python -m derivanim.train", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    run(parser.parse_args(argv))
+    """`accelerate launch -m derivanim.train --task slots ...`: `derivanim train` with the same options."""
+    import sys
+
+    from derivanim.cli import main as cli_main
+
+    sys.exit(cli_main(["train", *(sys.argv[1:] if argv is None else argv)]))
 
 
 if __name__ == "__main__":

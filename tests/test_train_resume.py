@@ -122,3 +122,21 @@ def test_batches_group_similar_lengths_in_an_order_fixed_by_seed_and_epoch():
 
     in_row_order = [list(range(i, i + 4)) for i in range(0, 200, 4)]
     assert padding(epoch_1) < padding(in_row_order) / 10
+
+
+def test_an_adapter_is_retrained_from_its_saved_settings(runs, config, tmp_path):
+    """--from-adapter DIR (and --config FILE) take every setting the adapter was trained with; options given win."""
+    from derivanim import cli
+
+    straight = runs[0]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in corpus_rows(4)))
+    out = tmp_path / "again"
+    code = cli.main(["train", "--from-adapter", str(straight), "--train", str(data), "--val", str(data),
+                     "--out", str(out), "--max-steps", "1", "--lr", "0.001"])
+    assert code == 0
+    saved = json.loads((straight / "train_config.json").read_text())
+    again = json.loads((out / "train_config.json").read_text())
+    assert again == {**saved, "max_steps": 1, "lr": 0.001}
+    assert saved == {key: value for key, value in vars(config).items()}  # every setting is saved, not only options
+    assert cli.main(["train", "--config", str(tmp_path / "none.json"), "--out", str(out)]) == 2
