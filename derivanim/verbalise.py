@@ -5,22 +5,27 @@ The slots adapter learns to turn such requests into the function (issue 12): `wo
 tree and says it several ways, so the corpus can pair each wording with the function's text.
 
 Words are ambiguous where symbols are not, so the wordings follow the conventions people read them by:
-- "F of ..." and "... to the ..." reach to the end of the phrase: 'the square root of x plus one' is sqrt(x + 1),
-  'e to the x squared' is e^(x^2). Such an open phrase is only ever said last in a sum or product ('one plus the
-  square root of x', never 'the square root of x plus one' for sqrt(x) + 1); two of them side by side are not said.
+- "F of ...", "... over ..." and "... to the ..." reach to the end of the phrase: 'the square root of x plus one' is
+  sqrt(x + 1), 'x over x squared plus one' is x/(x^2 + 1), 'e to the x squared' is e^(x^2). Such an open phrase is
+  only ever said last in a sum or product ('one plus the square root of x', never 'the square root of x plus one'
+  for sqrt(x) + 1); two of them side by side are not said.
 - "sine x", "root x", "e to the x", "x squared" are closed: 'sine x plus one' is sin(x) + 1; 'sine of x' is open.
+  An exponent with an operator in it is a quantity: 'e to the quantity x plus one' (e to the x plus one is e^x + 1).
 - A sum that is a base, numerator or denominator is "the quantity ...": 'the quantity x plus one, squared'.
 A function these conventions cannot say plainly gets no wordings (an empty list), and the corpus skips it; where
 only some choices of words can say it, only those are used.
 """
 
 import random
+import re
 from dataclasses import dataclass
 
 import sympy
 
 SMALL_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 POWER_WORDS = {2: ("squared",), 3: ("cubed",)}
+FRACTION_WORDS = {2: ("half", "halves"), 3: ("third", "thirds"), 4: ("quarter", "quarters")}  # one, several
+OPERATOR = re.compile(r"\S (plus|minus|times|multiplied by|over|divided by) ")  # after a word: not a leading sign
 # SymPy's function -> how it is said before its argument (the first is the most common)
 FUNCTION_WORDS = {
     sympy.sin: ("sine", "sin"),
@@ -60,10 +65,9 @@ def number(value: sympy.Expr, rng: random.Random) -> str:
     if value.is_Integer:
         return str(value)
     if value.is_Rational and value.q in (2, 3, 4) and abs(value.p) < 10:
-        half = {2: "half", 3: "third", 4: "quarter"}[value.q]
         if value.p == 1:
-            return f"one {half}"
-        return f"{SMALL_NUMBERS[value.p] if value.p > 0 else str(value.p)} {half}s"
+            return f"one {FRACTION_WORDS[value.q][0]}"
+        return f"{SMALL_NUMBERS[value.p]} {FRACTION_WORDS[value.q][1]}"
     if value == sympy.pi:
         return "pi"
     if value == sympy.E:
@@ -138,10 +142,10 @@ def _product(expr: sympy.Mul, rng: random.Random) -> Phrase:
         if top.open:
             raise Unsayable("an open numerator")
         bottom = say(denominator, rng)
-        return Phrase(f"{top.text} {rng.choice(('over', 'divided by'))} {bottom.text}", bottom.open)
+        return Phrase(f"{top.text} {rng.choice(('over', 'divided by'))} {bottom.text}", True)
     coefficient, rest = expr.as_coeff_Mul()
-    if coefficient == -1:
-        inner = say(rest, rng)
+    if coefficient < 0:
+        inner = say(-expr, rng)
         return Phrase(f"{rng.choice(('minus', 'negative'))} {inner.text}", inner.open)
     if coefficient != 1:
         inner = say(rest, rng)
@@ -170,10 +174,9 @@ def _power(expr: sympy.Pow, rng: random.Random) -> Phrase:
             Phrase(f"root {base}", False)
     if exponent.is_negative and exponent.is_Rational:
         bottom = say(sympy.Pow(base, -exponent), rng)
-        return Phrase(f"{rng.choice(('one over', '1 over', 'one divided by'))} {bottom.text}", bottom.open)
+        return Phrase(f"{rng.choice(('one over', '1 over', 'one divided by'))} {bottom.text}", True)
     if base == sympy.E:
-        inner = say(exponent, rng)
-        return Phrase(f"e to the {inner.text}", not exponent.is_Symbol)
+        return Phrase(f"e to the {_exponent(exponent, rng)}", not exponent.is_Symbol)
     if exponent.is_Rational and not exponent.is_Integer:
         return Phrase(f"{_closed(base, rng)} to the power of {number(exponent, rng)}", False)
     if type(base) in FUNCTION_WORDS and exponent.is_Integer and int(exponent) in POWER_WORDS:
@@ -186,8 +189,14 @@ def _power(expr: sympy.Pow, rng: random.Random) -> Phrase:
         ordinal = f"to the {exponent}th" if exponent > 3 and rng.random() < 0.5 else "to the power of " + number(
             exponent, rng)
         return Phrase(f"{closed_base} {ordinal}", False)
-    inner = say(exponent, rng)
-    return Phrase(f"{closed_base} to the {inner.text}", not exponent.is_Symbol)
+    return Phrase(f"{closed_base} to the {_exponent(exponent, rng)}", not exponent.is_Symbol)
+
+
+def _exponent(exponent: sympy.Expr, rng: random.Random) -> str:
+    """What follows "to the": 'e to the x plus one' is e^x + 1 ("e to the x" is closed), so an exponent with an
+    operator after its first word is a quantity: 'e to the quantity x plus one'."""
+    text = say(exponent, rng).text
+    return f"quantity {text}" if OPERATOR.search(text) else text
 
 
 def wordings(expr: sympy.Expr, count: int, seed: str) -> list[str]:
