@@ -10,6 +10,9 @@ sin(x)/x). Each penalty below is one broken convention:
   operator: 'e to the x plus one' as e^(x + 1) ("e to the x", "to the power of three halves" are closed; verbalise
   says e^(x + 1) 'e to the quantity x plus one').
 - POWER_OF_POWER: 'e to the x squared' as (e^x)^2.
+- SUM_OVER_SUM: 'x plus one over x minus one' as (x + 1)/(x - 1), which a teacher may well mean, though the
+  convention ("over" takes the product before it) reads x + 1/(x - 1).
+- JUXTAPOSED: factors side by side without "times" ('x e to the x'), ranked after a reading that says how they join.
 The result is in the expression grammar's notation (grammar.notation), so parse_function reads it back. Nothing is
 evaluated: the forest becomes SymPy objects through SymPy's constructors.
 """
@@ -31,7 +34,9 @@ from derivanim.verbalise import SMALL_NUMBERS
 
 OPEN_BEFORE_MORE = 10
 SIMPLE_EXPONENT = 5
+SUM_OVER_SUM = 4
 POWER_OF_POWER = 3
+JUXTAPOSED = 1
 READINGS_KEPT = 6  # per node of the forest: enough for every reading within two broken conventions
 CANDIDATES_PER_STRETCH = 3
 PLAUSIBLE = OPEN_BEFORE_MORE  # a stretch's readings up to this many penalty points behind its best one
@@ -40,6 +45,8 @@ MAX_STRETCH_WORDS = 40
 ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
             "tenth": 10}
 FRACTIONS = {"half": 2, "halves": 2, "halfs": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4}
+OPERATORS = set("+-<>")  # beside words, they write a function: '2x + 5'; not '=' ('f(x) = x squared')
+SYMBOLS = set("^*/()[]{}_|\\'")  # glued to words, they write one: 'x^2', 'sin(x)', "f'"
 CLOSERS = {",", "and"}  # what ends an open phrase inside a longer one: 'the quantity ... ,', 'the quotient of ... and'
 _WORDS = re.compile(r"-?\d+(?:\.\d+)?(?:st|nd|rd|th)?|[a-z]+|,|\S")
 
@@ -83,6 +90,23 @@ def _known(word: str) -> bool:
     return word != " " and _word_pattern().fullmatch(word) is not None
 
 
+@functools.cache
+def _is_variable(word: str) -> bool:
+    return re.fullmatch(spoken_parser().get_terminal("VARIABLE").pattern.to_regexp(), word) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _can_start(word: str) -> bool:
+    """Whether a function said in words may begin with this word ('the', 'x', 'sine'; not 'of', 'plus', ',')."""
+    try:
+        spoken_parser().parse(word)
+    except UnexpectedToken as error:
+        return error.token.start_pos > 0
+    except UnexpectedInput:
+        pass
+    return True
+
+
 # ----------------------------------------------------------------------------- from the forest to readings
 
 def _number(text: str) -> Fraction:
@@ -98,8 +122,9 @@ def _binary(operation: str, left: Reading, right: Reading, open: bool | None = N
                    leads=left.simple or left.leads)
 
 
-def _build(rule: str, parts: list) -> tuple[Reading | Words, int]:
-    """The reading a rule makes of its parts (readings, names and tokens), and the penalty it adds."""
+def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
+    """The reading a rule makes of its parts (readings, names and tokens), and the penalty it adds; None for a
+    reading the words cannot mean."""
     readings = [part for part in parts if isinstance(part, Reading)]
     names = [part for part in parts if isinstance(part, Words)]
     tokens = [part for part in parts if isinstance(part, Token)]
@@ -110,6 +135,12 @@ def _build(rule: str, parts: list) -> tuple[Reading | Words, int]:
             return _binary({"add": "add", "subtract": "sub", "multiply": "mul"}[rule], *readings), 0
         case "divide" | "quotient":
             return _binary("div", *readings, open=True), 0
+        case "divide_sums":
+            return _binary("div", *readings, open=True), SUM_OVER_SUM
+        case "juxtapose":
+            if readings[1].simple and readings[1].tree[0] == "num":
+                return None, 0  # 'x two' is not 2x
+            return _binary("mul", *readings), JUXTAPOSED
         case "scale":
             return Reading(("mul", readings[0].tree, readings[1].tree), open=readings[1].open), 0
         case "squared" | "cubed" | "ordinal_power" | "number_power":
@@ -200,6 +231,8 @@ class _Ranker:
                 else:
                     rule = packed.rule.alias or packed.rule.origin.name
                     reading, extra = _build(rule, list(parts))
+                    if reading is None:
+                        continue
                     extra += _order(list(parts))
                     if isinstance(reading, Words) and packed.rule.origin.name == "fn":
                         reading = Words(packed.rule.alias, reading.text)
@@ -261,8 +294,10 @@ def _functions(forest) -> list[tuple[int, str]]:
 
 def _stretch(words: list[str], start: int) -> tuple[int, list[tuple[int, str]]] | None:
     """The longest stretch of `words` from `start` that says a function: (its end, its functions)."""
+    if not _can_start(words[start]):
+        return None
     end = len(words)
-    while end > start:
+    while end > start and any(_is_variable(word) for word in words[start:end]):  # a function has its variable
         text = " ".join(words[start:end])
         try:
             forest = spoken_parser().parse(text)
@@ -281,15 +316,26 @@ def _stretch(words: list[str], start: int) -> tuple[int, list[tuple[int, str]]] 
 
 def _runs(request: str) -> list[list[str]]:
     """The request's runs of words the grammar knows, lower-cased: 'Animate the derivative of x squared, please'
-    has 'animate'-free runs ['the'] and ['of', 'x', 'squared', ',']."""
-    runs, run = [], []
-    for match in _WORDS.finditer(request.lower()):
+    has the runs ['the'] and ['of', 'x', 'squared', ',']. A run beside an operator, or glued to a symbol, of the
+    expression grammar is part of a written function, left to written_functions: 'x^2 plus sine x', '2x + 5'."""
+    tokens = list(_WORDS.finditer(request.lower()))
+    runs, run, written = [], [], False
+    for i, match in enumerate(tokens):
         if _known(match.group()):
+            if not run:
+                written = i > 0 and _writes(tokens[i - 1], match)
             run.append(match.group())
-        elif run:
+            continue
+        if run and not (written or _writes(match, tokens[i - 1])):
             runs.append(run)
-            run = []
-    return [*runs, run] if run else runs
+        run = []
+    return [*runs, run] if run and not written else runs
+
+
+def _writes(symbol: re.Match, word: re.Match) -> bool:
+    """Whether `symbol` makes the word beside it part of a written function."""
+    touching = symbol.end() == word.start() or word.end() == symbol.start()
+    return symbol.group() in OPERATORS or symbol.group() in SYMBOLS and touching
 
 
 @functools.lru_cache(maxsize=256)
