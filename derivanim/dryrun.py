@@ -1,15 +1,18 @@
 """Run a generated scene without rendering video, and record what it drew.
 
 `construct()` runs with Manim's animations skipped, so a scene takes seconds. Meanwhile every
-`Axes.plot` call is recorded (which axes, which x-range, the plotted function's values) and, after
-each phase method that `construct()` calls, the layout is checked: every object inside the frame and no
-text on text. This runs inside a worker process of derivanim.execute, which gives each scene its time
-limit and keeps a scene that crashes or hangs from taking others with it.
+`Axes.plot` call is recorded (which axes, which x-range, the plotted function's values); after every
+animation, what the viewer sees is noted (each axes' curves and where its coordinates lie on screen, the
+straight lines and the numbers shown), whatever the scene's structure; and after each phase method that
+`construct()` calls, the layout is checked: every object inside the frame and no text on text. This runs
+inside a worker process of derivanim.execute, which gives each scene its time limit and keeps a scene that
+crashes or hangs from taking others with it.
 """
 
 import ast
 import atexit
 import importlib.util
+import re
 import shutil
 import tempfile
 import traceback
@@ -19,7 +22,10 @@ from pathlib import Path
 import numpy as np
 
 PLOT_SAMPLES = 41
-MAX_LINES = 400  # straight lines recorded per scene
+MIN_SEGMENT = 0.5  # scene units: a straight object shorter than this is a tick, a dash or a glyph, not a tangent
+STRAIGHTNESS = 1e-3  # of its length, the farthest a straight object's points may lie from its chord
+# A number a text shows as a readout: the last thing it writes, after "=", "≈" or ":" ("f'(2.0) = 9.00").
+READOUT = re.compile(r"(?:=|\\approx|≈|:)\s*\{?\s*([-−]?\s*\d+(?:\.\d+)?)\s*\}?\s*$")
 OVERLAP_TOLERANCE = 0.03  # scene units two text boxes may share (glyph boxes are a little generous)
 FRAME_TOLERANCE = 0.02
 
@@ -39,6 +45,9 @@ def phase_methods(source: str, scene_name: str) -> list[str]:
                         and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"
                     ]
     return []
+
+
+TEXT_ATTRIBUTES = ("tex_string", "tex_strings", "text", "number", "num_decimal_places")
 
 
 def _text_classes():
@@ -124,24 +133,32 @@ def _media_dir() -> str:
 
 def blank_report(error: str | None = None) -> dict:
     """A report with nothing recorded yet: where every dry run starts, and all there is of one that never ended."""
-    return {"phases": [], "plots": [], "lines": [], "animations": [], "error": error, "phase_names": []}
+    return {"phases": [], "plots": [], "animations": [], "error": error, "phase_names": [], "frame": None}
 
 
 def inspect_scene(path: Path, scene_name: str, frames_dir: Path | None = None) -> dict:
     """Run the scene class `scene_name` in `path` in this process; returns what it plotted and how each phase was
     laid out."""
-    from manim import CoordinateSystem, tempconfig
+    from manim import CoordinateSystem, Mobject, config, tempconfig
 
     report = blank_report()
     plotted = []
-    original_plot = CoordinateSystem.plot
+    original_plot, original_become = CoordinateSystem.plot, Mobject.become
 
     def recording_plot(axes, function, x_range=None, **kwargs):
         graph = original_plot(axes, function, x_range=x_range, **kwargs)
         plotted.append((axes, function, list(x_range if x_range is not None else axes.x_range)[:2], graph))
         return graph
 
-    CoordinateSystem.plot = recording_plot
+    def become_with_text(mobject, other, *args, **kwargs):
+        # always_redraw(MathTex(...)) redraws through become(), which copies points but not what the text says
+        result = original_become(mobject, other, *args, **kwargs)
+        for name in TEXT_ATTRIBUTES if isinstance(other, _text_classes()) else ():
+            if hasattr(other, name):
+                setattr(mobject, name, getattr(other, name))
+        return result
+
+    CoordinateSystem.plot, Mobject.become = recording_plot, become_with_text
     try:
         report["phase_names"] = phases = phase_methods(Path(path).read_text(), scene_name)
         with tempconfig({"dry_run": True, "quality": "low_quality", "media_dir": _media_dir(),
@@ -155,7 +172,8 @@ def inspect_scene(path: Path, scene_name: str, frames_dir: Path | None = None) -
             except TypeError:  # a scene with an __init__ of its own
                 scene = scene_class()
             current = {"phase": "construct"}
-            _record_lines(scene, plotted, report, check_layout=not phases, current=current)
+            report["frame"] = [config.frame_width, config.frame_height]
+            _record_animations(scene, plotted, report, check_layout=not phases, current=current)
             for index, name in enumerate(phases):
                 _after_phase(scene, name, index, report, frames_dir, current)
             scene.render()
@@ -163,7 +181,7 @@ def inspect_scene(path: Path, scene_name: str, frames_dir: Path | None = None) -
         report["error"] = f"{type(error).__name__}: {error}"
         report["traceback"] = traceback.format_exc(limit=-4)
     finally:
-        CoordinateSystem.plot = original_plot
+        CoordinateSystem.plot, Mobject.become = original_plot, original_become
     axes_order = list(dict.fromkeys(id(axes) for axes, _, _, _ in plotted))
     for axes, function, (low, high), _ in plotted:
         xs = np.linspace(low, high, PLOT_SAMPLES)
@@ -246,12 +264,10 @@ def nan_points(scene) -> list[str]:
             if len(part.points) and not np.isfinite(part.points).all()]
 
 
-def _record_lines(scene, plotted: list, report: dict, check_layout: bool, current: dict) -> None:
-    """After every animation, note what the viewer sees (each axes' curves, objects with NaN points) and the
-    straight lines on screen in the coordinates of the first axes plotted on (a tangent is one of them); a scene
-    without phase methods is checked for layout as one phase."""
-    from manim import Line
-
+def _record_animations(scene, plotted: list, report: dict, check_layout: bool, current: dict) -> None:
+    """After every animation, note what the viewer sees: each axes' curves, objects with NaN points, where each
+    axes' coordinates lie on screen, the straight lines and the numbers shown (a tangent and its slope readout
+    are among them); a scene without phase methods is checked for layout as one phase."""
     play = scene.play
     whole = {"name": "construct", "outside_frame": [], "text_overlaps": [], "classes": []}
     if check_layout:
@@ -261,24 +277,101 @@ def _record_lines(scene, plotted: list, report: dict, check_layout: bool, curren
         play(*args, **kwargs)
         broken = nan_points(scene)
         report["animations"].append({"phase": current["phase"], "curves": on_screen(scene, plotted),
-                                     "nan_points": broken})
+                                     "nan_points": broken, "axes": axes_mappings(plotted),
+                                     "segments": straight_segments(scene, plotted), "numbers": numbers_shown(scene)})
         if broken and report["error"] is None:  # loudly: this is what made curves vanish from videos
             report["error"] = (f"NaN point in {', '.join(sorted(set(broken)))} after animation "
                                f"{len(report['animations'])} ({current['phase']})")
         if check_layout:
             _merge_layout(whole, scene)
-        if not plotted or len(report["lines"]) >= MAX_LINES:
-            return
-        axes = plotted[0][0]
-        for mobject in scene.mobjects:
-            for part in mobject.get_family():
-                if isinstance(part, Line) and part.has_points():
-                    line = {"start": [round(float(v), 6) for v in axes.p2c(part.get_start())[:2]],
-                            "end": [round(float(v), 6) for v in axes.p2c(part.get_end())[:2]]}
-                    if line not in report["lines"]:
-                        report["lines"].append(line)
 
     scene.play = recording_play
+
+
+def axes_mappings(plotted: list) -> list[list[list[float]] | None]:
+    """Where each axes' coordinates lie on screen now, by axes in the order first plotted on: the scene points of
+    (0, 0), and the steps of one unit along x and along y (Axes map coordinates affinely; None where the axes
+    cannot say, as a logarithmic axis at 0)."""
+    mappings = []
+    for axes in {id(axes): axes for axes, _, _, _ in plotted}.values():
+        try:
+            origin, x_one, y_one = (np.asarray(axes.c2p(*point), dtype=float)[:2] for point in ((0, 0), (1, 0), (0, 1)))
+        except Exception:  # the scene's own axes may refuse a coordinate; that axes then maps nothing
+            mappings.append(None)
+            continue
+        mapping = [origin, x_one - origin, y_one - origin]
+        mappings.append([[round(float(v), 9) for v in vector] for vector in mapping]
+                        if all(np.isfinite(vector).all() for vector in mapping) else None)
+    return mappings
+
+
+def _shown_parts(scene):
+    """Every object on screen that is not part of a coordinate system (its axis lines, ticks and numbers) and not
+    inside a text (whose glyphs have straight strokes and digits of their own); texts themselves are yielded."""
+    from manim import CoordinateSystem
+
+    def walk(mobject):
+        if isinstance(mobject, CoordinateSystem):
+            return
+        yield mobject
+        if not isinstance(mobject, _text_classes()):
+            for child in mobject.submobjects:
+                yield from walk(child)
+
+    for mobject in scene.mobjects:
+        yield from walk(mobject)
+
+
+def straight_segments(scene, plotted: list) -> list[dict]:
+    """The straight objects on screen, whatever drew them (Line, TangentLine, DashedLine's dashes, a straight
+    Axes.plot): their ends in scene coordinates, and which recorded plot drew them (None for any other object),
+    so that the graph of a straight f is not taken for its own tangent."""
+    from manim import VMobject
+
+    graphs = {id(graph): index for index, (_, _, _, graph) in enumerate(plotted)}
+    segments = []
+    for part in _shown_parts(scene):
+        if not isinstance(part, VMobject) or isinstance(part, _text_classes()) or len(part.points) < 2:
+            continue
+        if part.get_stroke_opacity() <= 0.01 and part.get_fill_opacity() <= 0.01:
+            continue
+        points = part.points[:, :2]
+        if not np.isfinite(points).all():
+            continue
+        direction = points[-1] - points[0]
+        length = float(np.hypot(*direction))
+        if length < MIN_SEGMENT:
+            continue
+        unit = direction / length
+        offsets = points - points[0]
+        if np.max(np.abs(offsets[:, 0] * unit[1] - offsets[:, 1] * unit[0])) > STRAIGHTNESS * length:
+            continue
+        along = offsets @ unit  # the ends are the extreme points along the chord, wherever the path starts
+        start, end = points[int(np.argmin(along))], points[int(np.argmax(along))]
+        segments.append({"start": [round(float(v), 9) for v in start], "end": [round(float(v), 9) for v in end],
+                         "plot": graphs.get(id(part))})
+    return segments
+
+
+def numbers_shown(scene) -> list[dict]:
+    """The numbers the viewer reads on screen as a value (axes' tick numbers left out): every DecimalNumber, and a
+    text's readout (a number it ends with, after "=", "≈" or ":"); each as shown, with its decimal places."""
+    from manim import DecimalNumber
+
+    numbers = []
+    for part in _shown_parts(scene):
+        if not isinstance(part, _text_classes()) or not _visible(part):
+            continue
+        if isinstance(part, DecimalNumber):
+            decimals = int(getattr(part, "num_decimal_places", 0))
+            numbers.append({"value": round(float(part.get_value()), decimals), "decimals": decimals})
+            continue
+        text = getattr(part, "tex_string", None) or getattr(part, "text", None) or ""
+        found = READOUT.search(text)
+        if found:
+            digits = found.group(1).replace("−", "-").replace(" ", "")
+            numbers.append({"value": float(digits), "decimals": len(digits.partition(".")[2])})
+    return numbers
 
 
 def _save_frame(scene, path: Path) -> None:

@@ -24,10 +24,12 @@ from derivanim.baseline import PAPER_MAX_NEW_TOKENS
 from derivanim.calculus import evaluator, simplest
 from derivanim.catalog import LEVELS
 from derivanim.corpus import Row, load_corpus
+from derivanim.dryrun import blank_report
 from derivanim.errors import DerivanimError, InvalidInput
 from derivanim.execute import Job, dry_run_reports, run_jobs
 from derivanim.grammar import ParsedFunction, parse_function
-from derivanim.metrics import TABLE, missing_curves, runtime_metrics, static_metrics, usable
+from derivanim.metrics import (DEFINITIONS, STRUCTURE_FREE, TABLE, missing_curves, runtime_metrics, static_metrics,
+                               usable, usable_any_structure)
 from derivanim.model import package_versions
 
 SYSTEMS = ("baseline", "template", "template-rules", "reference")
@@ -158,14 +160,14 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
             case.findings = {"error": report.get("error"), "layout": [
                 {k: phase[k] for k in ("name", "outside_frame", "text_overlaps")} for phase in report.get("phases", [])
                 if phase["outside_frame"] or phase["text_overlaps"]], "missing_curves": missing_curves(report)}
-        else:
-            case.metrics.update({"template_organization": False, "executable": False, "function_plot": False,
-                                 "derivative_plot": False, "curves_on_screen": False, "layout_clean": False})
+        else:  # nothing ran: every run-time row fails
+            case.metrics.update(runtime_metrics(blank_report(error=case.error or "no code that parses"), truth))
     executable = {scenes[id(case)] for case in cases if case.metrics["executable"]}
     rendered = _renders({digest: distinct[digest] for digest in executable}, scratch) if config.render else {}
     for case in cases:
         case.metrics["animation_output"] = rendered.get(scenes.get(id(case)), False) if config.render else None
         case.metrics["usable"] = usable(case.metrics)
+        case.metrics["usable_any"] = usable_any_structure(case.metrics)
 
 
 def _renders(codes: dict[str, str], scratch: Path) -> dict[str, bool]:
@@ -196,7 +198,7 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
     systems = {}
     for system in config.systems:
         mine = [c for c in cases if c.system == system]
-        entry = {key: _rate([c.metrics.get(key) for c in mine]) for key, _ in TABLE}
+        entry = {key: _rate([c.metrics.get(key) for c in mine]) for key, _ in (*TABLE, *STRUCTURE_FREE)}
         entry["layout_clean"] = _rate([c.metrics.get("layout_clean") for c in mine])
         entry["by_level"] = {level: _rate([c.metrics["usable"] for c in mine if c.level == level]) for level in LEVELS}
         tokens = [c.tokens for c in mine if c.tokens is not None]
@@ -245,9 +247,11 @@ def _cell(rate: dict) -> str:
 def table_markdown(summary: dict) -> str:
     systems = list(summary["systems"])
     lines = ["| Metric | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
-    for key, title in (*TABLE[:-1], ("layout_clean", "Layout clean (in frame, no text on text)"), TABLE[-1]):
+    for key, title in (*TABLE[:-1], ("layout_clean", "Layout clean (in frame, no text on text)"), TABLE[-1],
+                       *STRUCTURE_FREE):
         cells = [_cell(summary["systems"][s][key]) for s in systems]
-        lines.append(f"| {'**' + title + '**' if key == 'usable' else title} | " + " | ".join(cells) + " |")
+        title = f"**{title}**" if key in ("usable", "usable_any") else title
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     extras = (("tokens_mean", "Generated tokens (mean)", "{:.0f}"), ("latency_median_s", "Latency (median, s)", "{:.2f}"),
               ("repairs_per_request", "Repairs per request", "{:.2f}"))
     for key, title, form in extras:
@@ -268,10 +272,10 @@ def table_markdown(summary: dict) -> str:
 def table_latex(summary: dict) -> str:
     systems = list(summary["systems"])
     rows = []
-    for key, title in (*TABLE[:-1], ("layout_clean", "Layout clean"), TABLE[-1]):
+    for key, title in (*TABLE[:-1], ("layout_clean", "Layout clean"), TABLE[-1], *STRUCTURE_FREE):
         cells = [("--" if summary["systems"][s][key]["rate"] is None else f"{100 * summary['systems'][s][key]['rate']:.1f}\\%")
                  for s in systems]
-        name = rf"\textbf{{{title}}}" if key == "usable" else title
+        name = rf"\textbf{{{title}}}" if key in ("usable", "usable_any") else title
         rows.append(f"{name} & " + " & ".join(cells) + r" \\")
     header = "Metric & " + " & ".join(s.replace("-", "--") for s in systems) + r" \\"
     return "\n".join([
@@ -376,7 +380,8 @@ def run_eval(config: EvalConfig, on_progress=None) -> dict:
     if "baseline" in config.systems:
         notes += (f"Baseline decoding: greedy, at most {PAPER_MAX_NEW_TOKENS:,} new tokens (the paper's setting), "
                   f"{config.baseline_batch} requests per batch; its latency is the wall time of a request's batch.\n\n")
-    (out / "summary.md").write_text(f"# {config.split} split: {len(rows)} requests\n\n" + notes + table_markdown(summary))
+    (out / "summary.md").write_text(f"# {config.split} split: {len(rows)} requests\n\n" + notes + table_markdown(summary)
+                                    + "\n" + DEFINITIONS)
     (out / "summary.tex").write_text(table_latex(summary))
     figures(summary, config, out)
     return summary
