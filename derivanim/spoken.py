@@ -60,7 +60,7 @@ class Reading:
     open: bool = False  # reaches to the end of the phrase
     simple: bool = False  # a variable, a constant or a number ('x', 'e', 'two', 'three halves')
     leads: bool = False  # begins with a simple operand and then an operator ('x plus one', 'x times sine x')
-    raised: bool = False  # said with "to the"
+    raised: bool = False  # ends with "to the ..."
     grouped: bool = False  # 'the quantity ...,'
 
 
@@ -119,7 +119,7 @@ def _call(name: str, argument: tuple) -> tuple:
 
 def _binary(operation: str, left: Reading, right: Reading, open: bool | None = None) -> Reading:
     return Reading((operation, left.tree, right.tree), open=right.open if open is None else open,
-                   leads=left.simple or left.leads)
+                   leads=left.simple or left.leads, raised=right.raised)
 
 
 def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
@@ -140,13 +140,15 @@ def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
         case "juxtapose":
             if readings[1].simple and readings[1].tree[0] == "num":
                 return None, 0  # 'x two' is not 2x
-            return _binary("mul", *readings), JUXTAPOSED
+            # 'e to the three x' is e^(3x), not e^3 x
+            return _binary("mul", *readings), JUXTAPOSED + (SIMPLE_EXPONENT if readings[0].raised else 0)
         case "scale":
-            return Reading(("mul", readings[0].tree, readings[1].tree), open=readings[1].open), 0
+            return Reading(("mul", readings[0].tree, readings[1].tree), open=readings[1].open,
+                           raised=readings[1].raised), 0
         case "squared" | "cubed" | "ordinal_power" | "number_power":
             base = readings[0]
             if rule == "ordinal_power":
-                text = names[0].text
+                text = next(name.text for name in names if name.name == "ordinal")
                 exponent = ("num", Fraction(ORDINALS[text] if text in ORDINALS else int(text[:-2])))
             else:
                 exponent = readings[1].tree if rule == "number_power" else ("num", Fraction(2 if rule == "squared" else 3))
@@ -181,8 +183,11 @@ def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
             return Reading(_call("sqrt", readings[0].tree), open=True), 0
         case "closed_square_root":
             return Reading(_call("sqrt", ("var", str(tokens[-1])))), 0
-        case "cube_root":
-            return Reading(("pow", readings[0].tree, ("num", Fraction(1, 3))), open=True), 0
+        case "cube_root" | "square_of" | "cube_of" | "reciprocal":
+            exponent = {"cube_root": Fraction(1, 3), "square_of": 2, "cube_of": 3, "reciprocal": -1}[rule]
+            return Reading(("pow", readings[0].tree, ("num", Fraction(exponent))), open=True), 0
+        case "all_raised":
+            return Reading(("pow", readings[0].tree, ("num", Fraction(2 if names[-1].name == "two" else 3)))), 0
     if len(readings) == 1 and len(parts) == 1:
         return readings[0], 0  # a rule that only passes its one part on: term, product, factor, atom, ...
     return Words(rule, " ".join(str(token) for token in tokens) or " ".join(name.text for name in names)), 0

@@ -92,6 +92,12 @@ def test_the_held_out_requests_read_as_the_function_meant():
     ("the natural log of cosine x", "ln(cos(x))"),
     ("the cube root of x", "x^(1/3)"),
     ("t squared minus t", "t^2 - t"),
+    ("e raised to the x", "e^x"),
+    ("x to the 3rd power", "x^3"),
+    ("the square of sine x", "sin(x)^2"),
+    ("the reciprocal of x", "1/x"),
+    ("x plus one all squared", "(x + 1)^2"),
+    ("two e to the three x", "2*e^(3*x)"),  # not 2e^3 x: "to the" takes the three x
 ])
 def test_the_conventions_decide_the_first_reading(words, meant):
     assert reads_as(first_reading(words), meant)
