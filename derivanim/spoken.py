@@ -30,21 +30,21 @@ from lark.parsers.earley_forest import SymbolNode, TokenNode
 from derivanim.errors import InvalidInput
 from derivanim.grammar import FUNCTIONS, MAX_REQUEST_LENGTH, notation, parse_function, symbol
 from derivanim.resources import resource_path
-from derivanim.verbalise import SMALL_NUMBERS
+from derivanim.verbalise import FRACTION_WORDS, SMALL_NUMBERS
 
 OPEN_BEFORE_MORE = 10
 SIMPLE_EXPONENT = 5
 SUM_OVER_SUM = 4
 POWER_OF_POWER = 3
 JUXTAPOSED = 1
-READINGS_KEPT = 6  # per node of the forest: enough for every reading within two broken conventions
+READINGS_KEPT = 6  # per node of the forest (4 and 12 read the catalog wordings and words.tsv the same)
 CANDIDATES_PER_STRETCH = 3
 PLAUSIBLE = OPEN_BEFORE_MORE  # a stretch's readings up to this many penalty points behind its best one
-MAX_STRETCH_WORDS = 40
+MAX_STRETCH_WORDS = 32  # verbalise says at most 24 words (and a few commas); bounds the worst case (under a second)
 
 ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
             "tenth": 10}
-FRACTIONS = {"half": 2, "halves": 2, "halfs": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4}
+FRACTIONS = {word: parts for parts, words in FRACTION_WORDS.items() for word in words} | {"halfs": 2}
 OPERATORS = set("+-<>")  # beside words, they write a function: '2x + 5'; not '=' ('f(x) = x squared')
 SYMBOLS = set("^*/()[]{}_|\\'")  # glued to words, they write one: 'x^2', 'sin(x)', "f'"
 CLOSERS = {",", "and"}  # what ends an open phrase inside a longer one: 'the quantity ... ,', 'the quotient of ... and'
