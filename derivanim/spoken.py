@@ -30,7 +30,7 @@ from lark.parsers.earley_forest import SymbolNode, TokenNode
 from derivanim.errors import InvalidInput
 from derivanim.grammar import FUNCTIONS, MAX_REQUEST_LENGTH, notation, parse_function, symbol
 from derivanim.resources import resource_path
-from derivanim.verbalise import FRACTION_WORDS, SMALL_NUMBERS
+from derivanim.verbalise import FRACTION_WORDS, POWER_WORDS, SMALL_NUMBERS
 
 OPEN_BEFORE_MORE = 10
 SIMPLE_EXPONENT = 5
@@ -113,6 +113,11 @@ def _number(text: str) -> Fraction:
     return Fraction(SMALL_NUMBERS.index(text)) if text in SMALL_NUMBERS else Fraction(text)
 
 
+def _power_word(word: str) -> tuple:
+    """The exponent 'squared' or 'cubed' says."""
+    return ("num", Fraction(next(n for n, words in POWER_WORDS.items() if word in words)))
+
+
 def _call(name: str, argument: tuple) -> tuple:
     return ("call", name, argument)
 
@@ -151,7 +156,7 @@ def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
                 text = next(name.text for name in names if name.name == "ordinal")
                 exponent = ("num", Fraction(ORDINALS[text] if text in ORDINALS else int(text[:-2])))
             else:
-                exponent = readings[1].tree if rule == "number_power" else ("num", Fraction(2 if rule == "squared" else 3))
+                exponent = readings[1].tree if rule == "number_power" else _power_word(rule)
             return Reading(("pow", base.tree, exponent)), POWER_OF_POWER if base.raised else 0
         case "raised":
             base, exponent = readings
@@ -177,8 +182,8 @@ def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
             return Reading(_call(names[0].name, argument), open=rule == "call"), 0
         case "closed_call_power" | "call_power":
             argument = ("var", str(tokens[-1])) if rule == "closed_call_power" else readings[-1].tree
-            exponent = ("num", Fraction(2 if names[1].name == "two" else 3))
-            return Reading(("pow", _call(names[0].name, argument), exponent), open=rule == "call_power"), 0
+            return Reading(("pow", _call(names[0].name, argument), _power_word(names[1].text)),
+                           open=rule == "call_power"), 0
         case "square_root":
             return Reading(_call("sqrt", readings[0].tree), open=True), 0
         case "closed_square_root":
@@ -187,7 +192,7 @@ def _build(rule: str, parts: list) -> tuple[Reading | Words | None, int]:
             exponent = {"cube_root": Fraction(1, 3), "square_of": 2, "cube_of": 3, "reciprocal": -1}[rule]
             return Reading(("pow", readings[0].tree, ("num", Fraction(exponent))), open=True), 0
         case "all_raised":
-            return Reading(("pow", readings[0].tree, ("num", Fraction(2 if names[-1].name == "two" else 3)))), 0
+            return Reading(("pow", readings[0].tree, _power_word(names[-1].text))), 0
     if len(readings) == 1 and len(parts) == 1:
         return readings[0], 0  # a rule that only passes its one part on: term, product, factor, atom, ...
     return Words(rule, " ".join(str(token) for token in tokens) or " ".join(name.text for name in names)), 0
