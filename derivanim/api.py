@@ -259,13 +259,21 @@ def written_in(function: str, request: str) -> bool:
     return bare(function) in {bare(written) for written in written_functions(request)}
 
 
+def _unwritten(function: str, request: str) -> str:
+    """The caution for a model's function that the request does not write: read from its words, or made up."""
+    from derivanim.spoken import spoken_functions
+
+    if function in spoken_functions(request):
+        return f"{function} was read from the words of the request: check that it is the function you meant"
+    return f"the model's function {function} is not written in the request: check that it is the one you meant"
+
+
 def build_animation(request: str, filler: str, slots: Slots, model_run: ModelRun | None = None,
                     lesson: Lesson = DERIVATIVE) -> Animation:
     """Verify any filler's slots, plan the lesson's scene and write its code."""
     verified = verify(slots)
     plan = lesson.plan(verified)
-    cautions = () if filler != "model" or written_in(slots.function, request) else (
-        f"the model's function {slots.function} is not written in the request: check that it is the one you meant",)
+    cautions = () if filler != "model" or written_in(slots.function, request) else (_unwritten(slots.function, request),)
     return Animation(
         request=request,
         filler=filler,

@@ -27,7 +27,9 @@ logits processor (tests/test_model.py compares them), without Outlines' import i
 
 Where the request writes functions ("Animation: derivative of atan(x)"), the function terminal is instead the
 alternation of exactly those strings (written_functions: found with the project's Lark grammar), so the model
-chooses which one and copies it exactly; a function in words gets the general terminal above.
+chooses which one and copies it exactly. Where it writes none but says one in words ("the natural log of cosine x"),
+the alternation is of the readings derivanim.spoken gives (grammars/spoken.lark: 'ln(cos(x))', ...), so the model
+chooses a reading instead of composing one. Only a request with neither gets the general terminal above.
 """
 
 import contextlib
@@ -45,6 +47,7 @@ from pydantic import ValidationError
 from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.prompts import format_refusal, format_slots, prompt_ids
 from derivanim.slots import REFUSALS, Slots
+from derivanim.spoken import spoken_functions
 
 # Parentheses (calls and groups) nested at most this deep: "exp(sin(cos(x^2)))" fits. One level more
 # (or a much longer function) makes llguidance's lazily built lexer exceed its default state budget
@@ -53,6 +56,7 @@ MAX_NESTING = 3
 MAX_FUNCTION_CHARS = 100
 NUMBER_PATTERN = r"-?(0|[1-9][0-9]{0,4})(\.[0-9]{1,3})?"  # what prompts.format_number writes
 LETTER_PATTERN = r"[a-df-z]"  # Slots' pattern of variable and name
+NO_FUNCTION = "no-function"  # the refusal reason that contradicts a function the grammar found in the request
 
 
 # ----------------------------------------------------------------------------- the functions a request writes
@@ -193,9 +197,12 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
     """The whole slots response as an llguidance Lark grammar: derivanim.prompts.format_slots' format.
 
     Keys in the order of Slots' fields, no whitespace, function as one terminal, numbers as format_number
-    writes them, letters as Slots allows them; or a refusal, {"function":null,"reason":...} (prompts.format_refusal). `functions` (the request's own, from written_functions): the
-    function terminal is exactly one of these strings, so the model copies one; none: any expression of the grammar.
+    writes them, letters as Slots allows them; or a refusal, {"function":null,"reason":...} (prompts.format_refusal).
+    `functions` (the request's own: written_functions, else spoken_functions): the function terminal is exactly one of
+    these strings, so the model copies one; none: any expression of the grammar.
     numbers=False: the response closes after the name (function, variable and name only).
+    With `functions`, a refusal may not say the request names no function: the grammar found one (the model may still
+    refuse an integral of it, or code that happens to contain one).
     """
     if functions:
         function = " | ".join(json.dumps(text) for text in functions)
@@ -214,7 +221,7 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
         "start: slots | refusal",
         f"slots: {' '.join(parts)} \"}}\"",
         f"refusal: {refusal}",
-        f"REASON: {' | '.join(json.dumps(reason) for reason in REFUSALS)}",
+        f"REASON: {' | '.join(json.dumps(reason) for reason in REFUSALS if not (functions and reason == NO_FUNCTION))}",
         'QUOTE: "\\""',
         f"FUNCTION: {function}",
         f"LETTER: /{LETTER_PATTERN}/",
@@ -504,7 +511,7 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     model, tokenizer = decoder.model, decoder.tokenizer
     # Decoding starts from the prompt's token ids exactly as in training, and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
-    functions = written_functions(request)
+    functions = written_functions(request) or spoken_functions(request)
     # The general grammar is built once; any other is small, or compiles lazily, in well under a millisecond
     general = not functions and numbers is None
     grammar = decoder.general_grammar if general else LLMatcher.grammar_from_lark(

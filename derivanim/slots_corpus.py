@@ -22,7 +22,7 @@ from derivanim.render import write_atomically
 from derivanim.slots import REFUSALS
 
 SPLITS = ("train", "val", "test")
-WORDINGS_PER_FUNCTION = {"train": 1, "val": 1, "test": 1}
+WORDINGS_PER_FUNCTION = {"train": 2, "val": 1, "test": 1}  # two ways of saying each training function
 WORD_FORMATS = [
     "Animate the derivative of {words}",
     "Show me how to differentiate {words}",
@@ -34,6 +34,11 @@ WORD_FORMATS = [
     "Explain the derivative of the function {words}",
     "For my students: the derivative of {words}",
     "What is the rate of change of {words}? Animate it.",
+    "{words}",  # short requests: 'one over x' alone must not read as 'no function'
+    "find the derivative of {words}",
+    "d/dx of {words}",
+    "slope of {words}?",
+    "differentiate {words} for me",
 ]
 FILES = {split: f"{split}.jsonl" for split in SPLITS}
 

@@ -154,3 +154,16 @@ def test_the_shipped_adapter_reads_functions_said_in_words(request_text, functio
     fill = fill_slots(request_text, adapter_dir=shipped_slots_adapter())
     assert fill.slots is not None, fill.emitted
     assert same_function(parse_function(fill.slots.function), parse_function(function)), fill.emitted
+
+
+def test_a_function_said_in_words_is_read_by_the_grammar_and_the_caution_says_so(monkeypatch, tiny_model_dir):
+    from derivanim.spoken import spoken_functions
+
+    request = "Show me how to differentiate the natural log of cosine x"
+    assert written_functions(request) == () and spoken_functions(request)[0] == "ln(cos(x))"
+    fill_ = fill_slots(request, base_model=tiny_model_dir)  # a random model: the readings or a refusal, nothing else
+    assert fill_.slots is None or fill_.slots.function in spoken_functions(request)
+    _model_answer(monkeypatch, Slots(function="ln(cos(x))", x_min=-1, x_max=1, x0=0.5))
+    animation = fill(request, filler="model", adapter="stand-in")
+    assert animation.cautions == ("ln(cos(x)) was read from the words of the request: check that it is the function "
+                                  "you meant",)

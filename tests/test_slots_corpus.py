@@ -82,7 +82,8 @@ def test_words_rows_keep_the_split_and_ask_for_the_row_function():
               {"split": "test", "function": "ln(x + 3)/x^2", "slots": {"function": "ln(x + 3)/x^2", "variable": "x",
                                                                           "name": "f", "x_min": 1, "x_max": 4, "x0": 2}}]
     rows = words_rows(corpus, seed=0)
-    assert len(rows) == 1  # the second cannot be said plainly
+    assert len(rows) == 2  # two wordings of the training function; the second function cannot be said plainly
+    assert rows[0]["instruction"] != rows[1]["instruction"]
     assert rows[0]["split"] == "train" and rows[0]["slots"]["function"] == "ln(cos(x))"
     assert (rows[0]["slots"]["variable"], rows[0]["slots"]["name"]) == ("x", "f")
     assert "log of" in rows[0]["instruction"] or "ln of" in rows[0]["instruction"]
