@@ -60,15 +60,16 @@ class Animation:
         return slug(self.slots.function)
 
     def write(self, output: Path | str = ".", render: bool = True, quality: str = "m", fmt: str | None = None,
-              on_progress: Callable[[RenderProgress], None] | None = None) -> Outputs:
+              on_progress: Callable[[RenderProgress], None] | None = None, jobs: int = 1) -> Outputs:
         """Write the scene and, if `render`, its video (Manim) and subtitles beside it.
 
         `output` is a folder (the files are named `stem`) or a file path (out/parabola.gif: its name, and its suffix
-        the format unless `fmt` says). A failed render leaves the earlier files of that name as they were.
+        the format unless `fmt` says). A failed render leaves the earlier files of that name as they were. `jobs`:
+        Manim processes rendering ranges of the animations at once, joined into the same video one would render.
         """
         folder, stem, fmt = output_target(output, self.stem, fmt)
         outputs = write_animation(self.code, folder, stem, render=render, quality=quality, fmt=fmt,
-                                  on_progress=on_progress)
+                                  on_progress=on_progress, jobs=jobs)
         if outputs.video is not None:
             self.videos.append(outputs.video)
         return outputs
@@ -78,10 +79,10 @@ class Animation:
         return self.write(path, render=False).scene
 
     def render(self, output: Path | str = ".", quality: str = "m", fmt: str | None = None,
-               on_progress: Callable[[RenderProgress], None] | None = None) -> Path:
-        """Render to `output` (a folder, or a file such as out/parabola.gif), the scene beside the video; returns
-        the video's path."""
-        return self.write(output, quality=quality, fmt=fmt, on_progress=on_progress).video
+               on_progress: Callable[[RenderProgress], None] | None = None, jobs: int = 1) -> Path:
+        """Render to `output` (a folder, or a file such as out/parabola.gif), the scene beside the video, in `jobs`
+        Manim processes at once; returns the video's path."""
+        return self.write(output, quality=quality, fmt=fmt, on_progress=on_progress, jobs=jobs).video
 
     def _repr_markdown_(self) -> str:
         """In Jupyter: f and f' as formulas and, once rendered, the latest video playing."""
@@ -306,6 +307,7 @@ class MakeOptions:
     render: bool = True
     quality: str = "m"
     fmt: str | None = None
+    jobs: int = 1  # Manim processes for the render, each a range of its animations
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,7 @@ def make(request: str, options: MakeOptions = MakeOptions(), on_progress: Callab
     if before_render is not None:
         before_render(animation)
     outputs = animation.write(options.output, render=options.render, quality=options.quality, fmt=options.fmt,
-                              on_progress=on_progress)
+                              on_progress=on_progress, jobs=options.jobs)
     return Made(request, animation.filler, animation, outputs)
 
 
@@ -354,6 +356,6 @@ def _make_baseline(request: str, options: MakeOptions, on_progress) -> Made:
     folder, stem, fmt = output_target(options.output, slug(request), options.fmt)
     generated = generate_scene(request, options.adapter)
     outputs = write_animation(generated.text, folder, stem, render=options.render, quality=options.quality, fmt=fmt,
-                              on_progress=on_progress)
+                              on_progress=on_progress, jobs=options.jobs)
     return Made(request, "baseline", None, outputs,
                 {"tokens": generated.tokens, "seconds": generated.seconds, "finished": generated.finished})

@@ -42,11 +42,19 @@ def _finite_number(text: str) -> float:
     return value
 
 
+def _positive_count(text: str) -> int:
+    """argparse type of make's --jobs: a whole number, at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _make(args) -> int:
     from derivanim.api import MakeOptions, make
 
     options = MakeOptions(filler=args.filler, adapter=args.adapter, x0=args.x0, window=args.window, output=args.output,
-                          render=not args.no_render, quality=args.quality, fmt=args.format)
+                          render=not args.no_render, quality=args.quality, fmt=args.format, jobs=args.jobs)
 
     def before_render(animation) -> None:  # the cautions before the render, which can be stopped
         display.stem = animation.stem
@@ -405,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     make.add_argument("--window", type=_finite_number, nargs=2, default=None, metavar=("A", "B"),
                       help='the x-range shown, A < B (default: chosen for teaching; a request may say "on [-2, 2]"); '
                            "both options win over the request and are checked like any choice")
+    make.add_argument("--jobs", type=_positive_count, default=os.cpu_count() or 1, metavar="N",
+                      help="Manim processes rendering the video at once, each a range of its animations, joined "
+                           "into the same video one process renders (default: the machine's cores, here "
+                           f"{os.cpu_count() or 1})")
     make.add_argument("--no-render", action="store_true", help="write the .py only")
     make.add_argument("--preview", action="store_true",
                       help="open the video when it is ready (where no viewer can, say where it is)")

@@ -5,7 +5,8 @@ A `Job` is one scene: its code and class, the mode ('dry-run': construct() with 
 derivanim.dryrun; 'render': a video) and, for a render, the quality, format and the video's path. `run_jobs` runs
 jobs in worker processes, `workers` at a time, and yields each job's `Result` as it finishes. Dry runs share a
 worker, up to DRY_RUN_BATCH of them, so that Manim is imported and LaTeX typeset once for all; a render has a worker
-of its own.
+of its own, or `Job.jobs` of them: one video on several cores, each worker rendering a contiguous range of the
+animations, split by their measured cost, the pieces joined into the video one worker would have made (_Run._in_ranges).
 
 The policy, whoever asks: a scene that crashes or hangs fails alone, and the rest go on. Each scene's time limit
 counts from its own start (a batch's shared start-up is not charged to its first scene); past it, the worker is
@@ -21,6 +22,7 @@ The worker is `serve` in a fresh Python (WORKER, given a file descriptor FD): it
 one JSON object a line, to the file descriptor FD; everything else it prints (Manim's output) is its log.
 """
 
+import itertools
 import json
 import math
 import os
@@ -41,9 +43,11 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Literal, TypeVar
 
+import av
+
 from derivanim.dryrun import blank_report, inspect_scene
 from derivanim.lessons import DERIVATIVE
-from derivanim.video import convert_video, subtitles_in_turn
+from derivanim.video import convert_video, join_videos, subtitles_in_turn
 
 MODES = ("dry-run", "render")
 QUALITIES = {"l": "low_quality", "m": "medium_quality", "h": "high_quality", "k": "fourk_quality"}
@@ -60,7 +64,8 @@ Key = TypeVar("Key")
 class Job:
     """One scene to run. `timeout`: the seconds it may run from its own start (None: no limit). A render needs
     `output`, the video's path (`<stem>.<fmt>`); its subtitles go beside it as `<stem>.srt`, and a failed render's log
-    as `<stem>.render.log`."""
+    as `<stem>.render.log`. With `jobs` > 1 a render is split into that many ranges of animations, rendered at once
+    and joined (see _Run._in_ranges); `timeout` then holds for each of its workers."""
 
     code: str
     mode: Literal["dry-run", "render"] = "dry-run"
@@ -69,6 +74,7 @@ class Job:
     fmt: str = "mp4"
     timeout: float | None = None
     output: Path | None = None
+    jobs: int = 1  # a render's Manim processes at once, each rendering a range of its animations
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -77,6 +83,8 @@ class Job:
             raise ValueError(f"quality must be one of {', '.join(QUALITIES)}")
         if self.fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+        if self.jobs < 1:
+            raise ValueError("a render needs at least one job")
         if self.mode == "render" and (self.output is None or Path(self.output).suffix != f".{self.fmt}"):
             raise ValueError(f"a render needs the path of its video, a .{self.fmt} file")
 
@@ -249,14 +257,19 @@ class _Run:
         try:
             scene_file = work / f"{target.stem}.py"
             scene_file.write_text(job.code, encoding="utf-8")
-            task = {"mode": "render", "file": str(scene_file), "scene": job.scene, "media_dir": str(work / "media"),
-                    "quality": QUALITIES[job.quality], "convert_to": str(work / target.name) if job.fmt != "mp4" else None,
-                    "count": self.on_progress is not None}
             report = None if self.on_progress is None else (lambda progress: self.on_progress(index, progress))
-            ended = self._worker([task], [job.timeout], work / "manim.log", work, _Tracker(report).handle)
-            outcome = ended.finished.get(0)
+            tracker = _Tracker(report)
+            if job.jobs > 1:
+                outcome, ended, log = self._in_ranges(job, work, scene_file, target, tracker)
+            else:
+                task = {"mode": "render", "file": str(scene_file), "scene": job.scene, "media_dir": str(work / "media"),
+                        "quality": QUALITIES[job.quality], "count": self.on_progress is not None,
+                        "convert_to": str(work / target.name) if job.fmt != "mp4" else None}
+                log = work / "manim.log"
+                ended = self._worker([task], [job.timeout], log, work, tracker.handle)
+                outcome = ended.finished.get(0)
             if outcome is None:  # the policy's to report, with the log
-                ended.log = _keep_log(work / "manim.log", target)
+                ended.log = _keep_log(log, target)
                 return [], ended
             error = outcome["error"]
             if error is None:
@@ -269,10 +282,58 @@ class _Run:
                     return [Result(index, job, video=target,
                                    subtitles=target.with_suffix(".srt") if subtitles else None,
                                    seconds=outcome["seconds"], cpu_seconds=outcome["cpu_seconds"])], ended
-            return [Result(index, job, error=error, log=_keep_log(work / "manim.log", target),
+            return [Result(index, job, error=error, log=_keep_log(log, target),
                            seconds=outcome["seconds"], cpu_seconds=outcome["cpu_seconds"])], ended
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _in_ranges(self, job: Job, work: Path, scene_file: Path, target: Path,
+                   tracker: "_Tracker") -> tuple[dict | None, _Exit, Path]:
+        """A render in `job.jobs` Manim processes at once. The first worker measures every animation (_measured),
+        splits the animations into contiguous ranges of about equal cost (balanced_ranges), says so, and renders
+        the first range; on hearing the ranges, a worker starts for each of the others. Each runs construct() from
+        the start and skips the animations before its range as a render would have played them (_stepping), so
+        that it starts from the state a one-process render has there. The range videos are joined without
+        re-encoding (join_videos); the subtitles are the last range's (its worker ran all of construct()).
+        Returns the outcome as a one-process render reports it (None where a worker stopped), how the worker that
+        says so ended, and the log that tells why."""
+        started = time.monotonic()
+        lock = threading.Lock()
+        base = {"mode": "render", "file": str(scene_file), "scene": job.scene, "quality": QUALITIES[job.quality],
+                "tex_dir": str(work / "Tex"), "count": False, "convert_to": None}
+        logs = [work / f"manim-{number}.log" for number in range(job.jobs)]
+        others = []
+        with ThreadPoolExecutor(max_workers=job.jobs) as pool:
+            def handle(event: dict) -> None:  # events from several workers at once
+                if event["event"] != "ranges":
+                    with lock:
+                        tracker.handle(event)
+                    return
+                ranges = event["ranges"]
+                for number, (first, last) in enumerate(ranges[1:], 1):
+                    task = {**base, "media_dir": str(work / f"range-{number}"),
+                            "range": [first, last if number < len(ranges) - 1 else -1]}  # the last runs to the end
+                    others.append(pool.submit(self._worker, [task], [job.timeout], logs[number], work, handle))
+
+            first = self._worker([{**base, "media_dir": str(work / "range-0"), "parts": job.jobs}], [job.timeout],
+                                 logs[0], work, handle)
+            exits = [first, *(other.result() for other in others)]
+        cpu_seconds = 0.0
+        for ended, log in zip(exits, logs):
+            outcome = ended.finished.get(0)
+            if outcome is None or outcome["error"] is not None:
+                return outcome, ended, log
+            cpu_seconds += outcome["cpu_seconds"]
+        outcome = {"error": None, "subtitles": outcome["subtitles"], "cpu_seconds": round(cpu_seconds, 3)}
+        try:
+            video = join_videos([Path(ended.finished[0]["video"]) for ended in exits], work / "joined.mp4")
+            if job.fmt != "mp4":
+                video = _converted(video, work / target.name, lambda **fields: tracker.handle(fields))
+        except av.FFmpegError as error:
+            outcome["error"] = f"joining the ranges into one video failed: {error}"
+        else:
+            outcome["video"] = str(video)
+        return {**outcome, "seconds": time.monotonic() - started}, ended, log
 
     def _worker(self, tasks: list[dict], timeouts: list[float | None], log_path: Path, cwd: Path,
                 on_event: Callable[[dict], None] | None) -> _Exit:
@@ -415,6 +476,7 @@ class _Tracker:
         self.report = report
         self.plan: list[tuple[str | None, float]] = []
         self.started = time.monotonic()
+        self.done = 0
 
     def handle(self, event: dict) -> None:
         if self.report is None:
@@ -424,8 +486,9 @@ class _Tracker:
             self.plan = [(phase, seconds) for phase, seconds in event["animations"]]
             self.started = time.monotonic()
             self._rendering(0, None)
-        elif kind == "played":
-            self._rendering(event["done"], event["phase"])
+        elif kind == "played":  # from one worker, or from the ranges of one render at once
+            self.done += 1
+            self._rendering(self.done, event["phase"])
         elif kind == "converting":
             if event["fraction"] == 0:
                 self.started = time.monotonic()
@@ -447,6 +510,35 @@ class _Tracker:
 def _seconds_left(started: float, fraction: float) -> float | None:
     """The time the rest of a step takes at the rate of the part done since `started`."""
     return (time.monotonic() - started) * (1 - fraction) / fraction if fraction > 0 else None
+
+
+def balanced_ranges(step_seconds: list[float], render_seconds: list[float], parts: int) -> list[tuple[int, int]]:
+    """Animations 0..n-1 split into `parts` contiguous ranges (first, last), or n where there are fewer, so that
+    the slowest range is as fast as it can be: a range costs stepping through every animation before it plus
+    rendering its own (the costs the measuring pass gives)."""
+    count = len(render_seconds)
+    parts = max(1, min(parts, count))
+    stepped = [0.0, *itertools.accumulate(step_seconds)]
+    rendered = [0.0, *itertools.accumulate(render_seconds)]
+
+    def cost(first: int, end: int) -> float:  # animations first..end-1
+        return stepped[first] + rendered[end] - rendered[first]
+
+    # slowest[k][end]: the slowest of the best k ranges of animations 0..end-1; cut[k][end]: where its last starts
+    slowest = [[math.inf] * (count + 1) for _ in range(parts + 1)]
+    cut = [[0] * (count + 1) for _ in range(parts + 1)]
+    slowest[0][0] = 0.0
+    for k in range(1, parts + 1):
+        for end in range(k, count + 1):
+            for first in range(k - 1, end):
+                candidate = max(slowest[k - 1][first], cost(first, end))
+                if candidate < slowest[k][end]:
+                    slowest[k][end], cut[k][end] = candidate, first
+    ranges, end = [], count
+    for k in range(parts, 0, -1):
+        ranges.append((cut[k][end], end - 1))
+        end = cut[k][end]
+    return ranges[::-1]
 
 
 # --- the worker process ---------------------------------------------------------------------------------------
@@ -479,20 +571,21 @@ def _cpu_seconds() -> float:
 def _render_here(task: dict, emit: Callable[..., None]) -> dict:
     """Render the scene in this process (after a pass that counts its animations, where the parent follows the
     progress; that pass also typesets the LaTeX the real one reuses), then convert it; the video's path, or why
-    there is none."""
-    import importlib.util
-
+    there is none. A task with a `range` renders only those animations; one with `parts` is the first range of a
+    render in ranges (_Run._in_ranges): it measures, splits, says how ('ranges') and renders the first."""
     from manim import tempconfig
 
     try:
-        spec = importlib.util.spec_from_file_location(Path(task["file"]).stem, task["file"])
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        scene_class = getattr(module, task["scene"], None)
-        if scene_class is None:
-            raise NameError(f"the scene file defines no class {task['scene']}")
-        settings = {"input_file": task["file"], "media_dir": task["media_dir"], "quality": task["quality"],
-                    "format": "mp4", "disable_caching": True, "progress_bar": "none"}
+        scene_class = _scene_class(task)
+        settings = _settings(task)
+        if task.get("parts"):  # the first range of a render in ranges: measure, split, say how, render the first
+            measured = _measured(scene_class, settings, emit)  # None: a scene that cannot be measured, rendered whole
+            ranges = balanced_ranges(*zip(*measured), task["parts"]) if measured else [(0, -1)]
+            emit(event="ranges", ranges=ranges)
+            task = {**task, "range": [0, ranges[0][1] if len(ranges) > 1 else -1]}
+        if task.get("range"):  # only the animations first..last (Manim's -n first,last), the ones before skipped
+            first, last = task["range"]
+            settings.update(from_animation_number=first, upto_animation_number=last)
         if task["count"]:
             plan = []
             with tempconfig(settings):
@@ -503,14 +596,15 @@ def _render_here(task: dict, emit: Callable[..., None]) -> dict:
                 if counting is not None:
                     _instrumented(counting, lambda phase, seconds: plan.append((phase, seconds))).render()
             emit(event="plan", animations=plan)
-        done = [0]
 
         def played(phase, seconds):
-            done[0] += 1
-            emit(event="played", done=done[0], phase=phase)
+            if not scene.renderer.skip_animations:  # a range's skipped animations are another worker's
+                emit(event="played", phase=phase)
 
         with tempconfig(settings):
             scene = _instrumented(scene_class(), played)
+            if task.get("range"):
+                _stepping(scene)
             scene.render()
             writer = scene.renderer.file_writer
             video = Path(writer.movie_file_path)
@@ -523,18 +617,145 @@ def _render_here(task: dict, emit: Callable[..., None]) -> dict:
     if subtitles is not None:
         subtitles.write_text(subtitles_in_turn(subtitles.read_text(encoding="utf-8")), encoding="utf-8")
     if task["convert_to"]:
-        import av
-
-        target = Path(task["convert_to"])
-        step = f"converting to {'GIF' if target.suffix == '.gif' else 'WebM'}"
-        emit(event="converting", step=step, fraction=0)
         try:
-            video = convert_video(video, target, lambda fraction: emit(event="converting", step=step,
-                                                                       fraction=fraction))
+            video = _converted(video, Path(task["convert_to"]), emit)
         except av.FFmpegError as error:
             traceback.print_exc(file=sys.stdout)
-            return {"error": f"converting the video to {target.suffix[1:]} failed: {error}"}
+            return {"error": f"converting the video to {Path(task['convert_to']).suffix[1:]} failed: {error}"}
     return {"error": None, "video": str(video), "subtitles": str(subtitles) if subtitles else None}
+
+
+def _converted(video: Path, target: Path, emit: Callable[..., None]) -> Path:
+    """The MP4 converted to `target` (GIF or WebM), its progress emitted as 'converting' events."""
+    step = f"converting to {'GIF' if target.suffix == '.gif' else 'WebM'}"
+    emit(event="converting", step=step, fraction=0)
+    return convert_video(video, target, lambda fraction: emit(event="converting", step=step, fraction=fraction))
+
+
+def _measured(scene_class: type, settings: dict, emit: Callable[..., None]) -> list[tuple[float, float]] | None:
+    """The measuring pass of a render in ranges: construct() with every animation skipped as a range's worker skips
+    it, each timed, with its last frame drawn (not written) to time the drawing (_stepping); it also typesets, into
+    the shared tex_dir, the LaTeX the other ranges then reuse. Emits the plan (each animation's phase and length);
+    returns each animation's (seconds to skip it, estimated seconds to render it); None for a scene with an
+    __init__ of its own (it cannot be told to skip)."""
+    from manim import tempconfig
+
+    plan = []
+    with tempconfig(settings):
+        try:
+            scene = scene_class(skip_animations=True)
+        except TypeError:
+            return None
+        timings = _stepping(scene, measure=True)
+        _instrumented(scene, lambda phase, seconds: plan.append((phase, seconds))).render()
+    emit(event="plan", animations=plan)
+    return [tuple(timing) for timing in timings]
+
+
+def _scene_class(task: dict) -> type:
+    """The scene class `task['scene']` of the scene file `task['file']`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(task["file"]).stem, task["file"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scene_class = getattr(module, task["scene"], None)
+    if scene_class is None:
+        raise NameError(f"the scene file defines no class {task['scene']}")
+    return scene_class
+
+
+def _settings(task: dict) -> dict:
+    """Manim's configuration for a task: its own media folder (and a LaTeX folder shared with the other workers of
+    the same render, where it has one), no cache, no progress bar."""
+    settings = {"input_file": task["file"], "media_dir": task["media_dir"], "quality": task["quality"],
+                "format": "mp4", "disable_caching": True, "progress_bar": "none"}
+    if task.get("tex_dir"):
+        settings["tex_dir"] = task["tex_dir"]
+    return settings
+
+
+def _stepping(scene, measure: bool = False) -> list[list[float]]:
+    """Make the scene skip animations the way a render would have played them, without drawing or writing a frame,
+    so that a range of animations starts from the very state and time a one-process render has there.
+
+    Manim's own skipping jumps to an animation's end in one step and adds its length to the clock; a render counts
+    whole frames (subtitle times follow the clock) and updates every frame. The clock is kept as a render keeps it;
+    an animation during which something has a time-based updater (a TracedPath collects a point each frame) is
+    stepped frame by frame, any other takes Manim's one step, which ends in the same state. A custom updater that
+    accumulates without taking dt would need frame-by-frame stepping too and does not get it.
+
+    Returns, filled as the scene plays, [seconds to skip it, estimated seconds to render it] for each skipped
+    animation; with `measure`, the estimate adds its frames times one frame's updates and drawing, timed on its
+    last frame (drawn, not written). Encoding is not counted (Manim encodes in a thread of its own)."""
+    import numpy as np
+    from manim import config
+
+    renderer = scene.renderer
+    progression, render, add_frame, play, play_internal = (
+        scene.get_time_progression, renderer.render, renderer.add_frame, renderer.play, scene.play_internal)
+    timings: list[list[float]] = []
+    frames: list[int] = []  # the frames a render would have written in this (skipped) animation
+    state = {"stepped": 0, "internal": False}  # frames stepped one by one; went through play_internal
+
+    def time_based() -> bool:
+        moving = [*scene.mobjects, *(animation.mobject for animation in scene.animations or ())]
+        return bool(scene.updaters) or any(member.has_time_based_updater() for mobject in moving
+                                           for member in mobject.get_family())
+
+    def progression_like_a_render(run_time, *args, **kwargs):
+        if not renderer.skip_animations:
+            return progression(run_time, *args, **kwargs)
+        every = np.arange(0, run_time, 1 / config["frame_rate"])  # the frames play_internal renders
+        if time_based():
+            state["stepped"] = len(every)
+            return progression(run_time, *args, **{**kwargs, "override_skip_animations": True})
+        frames.append(len(every))
+        return progression(run_time, *args, **kwargs)
+
+    def render_unless_skipping(scene_, time_, moving_mobjects=None):
+        if not renderer.skip_animations:
+            render(scene_, time_, moving_mobjects)
+        elif state["stepped"]:
+            renderer.add_frame(None)
+
+    def add_frame_unless_skipping(frame, num_frames=1):
+        if renderer.skip_animations:
+            frames.append(num_frames)
+        else:
+            add_frame(frame, num_frames)
+
+    def noting_play_internal(*args, **kwargs):
+        state["internal"] = True
+        play_internal(*args, **kwargs)
+
+    def play_keeping_time(scene_, *args, **kwargs):
+        before, start = renderer.time, time.perf_counter()
+        frames.clear()
+        state.update(stepped=0, internal=False)
+        play(scene_, *args, **kwargs)
+        if not renderer.skip_animations:
+            return
+        renderer.time = before  # as add_frame counts a render's time, frame by frame
+        for count in frames:
+            renderer.time += count * (1 / renderer.camera.frame_rate)
+        skipping = time.perf_counter() - start
+        rendering = skipping
+        if state["internal"]:
+            start = time.perf_counter()
+            scene.update_mobjects(0)  # a rendered play_internal ends with this; a skipped one does not
+            updating = time.perf_counter() - start
+            if measure:  # each frame: its updates (as this one) and its drawing (as the last frame's)
+                start = time.perf_counter()
+                renderer.update_frame(scene, scene.moving_mobjects)
+                drawing = time.perf_counter() - start
+                rendering += sum(frames) * (drawing + (0.0 if state["stepped"] else updating))
+        timings.append([skipping, rendering])
+
+    scene.get_time_progression, scene.play_internal = progression_like_a_render, noting_play_internal
+    renderer.render, renderer.add_frame = render_unless_skipping, add_frame_unless_skipping
+    renderer.play = play_keeping_time
+    return timings
 
 
 def _instrumented(scene, on_play: Callable[[str | None, float], None]):

@@ -79,14 +79,16 @@ def render_scene(
     on_progress: Callable[[RenderProgress], None] | None = None,
     timeout: float | None = None,
     scene: str = DERIVATIVE.scene_class,
+    jobs: int = 1,
 ) -> Path:
     """Render the scene class `scene` in `scene_file` to `out_dir/<stem>.<fmt>` (and its subtitles to `<stem>.srt`,
-    where the scene has any) and return the video's path.
+    where the scene has any) and return the video's path; `jobs` Manim processes render ranges of its animations
+    at once (derivanim.execute).
 
     Raises RenderError with the scene's own error (or Manim's) and the path of the full log.
     """
     code = Path(scene_file).read_text(encoding="utf-8")
-    return _render(Job(code, mode="render", scene=scene, quality=quality, fmt=fmt, timeout=timeout,
+    return _render(Job(code, mode="render", scene=scene, quality=quality, fmt=fmt, timeout=timeout, jobs=jobs,
                        output=Path(out_dir) / f"{Path(scene_file).stem}.{fmt}"), on_progress)
 
 
@@ -122,8 +124,10 @@ def write_animation(
     fmt: str = "mp4",
     on_progress: Callable[[RenderProgress], None] | None = None,
     timeout: float | None = None,
+    jobs: int = 1,
 ) -> Outputs:
-    """Write `folder/<stem>.py` and, if `render`, its video and subtitles beside it.
+    """Write `folder/<stem>.py` and, if `render`, its video and subtitles beside it (rendered by `jobs` Manim
+    processes at once).
 
     Never a stale pair: the scene is written only once its video is in place (a failed render leaves the earlier
     scene and video as they were), and videos or subtitles of this name made from a different scene are removed.
@@ -132,7 +136,7 @@ def write_animation(
     scene = folder / f"{stem}.py"
     video = None
     if render:
-        video = _render(Job(code, mode="render", quality=quality, fmt=fmt, timeout=timeout,
+        video = _render(Job(code, mode="render", quality=quality, fmt=fmt, timeout=timeout, jobs=jobs,
                             output=folder / f"{stem}.{fmt}"), on_progress)
     subtitles = scene.with_suffix(".srt") if video is not None and scene.with_suffix(".srt").is_file() else None
     removed = _stale_outputs(scene, code, keep={video, subtitles})

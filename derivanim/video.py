@@ -1,8 +1,9 @@
-"""Videos after Manim: an MP4 converted to GIF or WebM frame by frame (memory stays the same whatever the quality
-and length), and the scene's subtitles made to take turns."""
+"""Videos after Manim: the pieces of a render in ranges joined, an MP4 converted to GIF or WebM frame by frame
+(memory stays the same whatever the quality and length), and the scene's subtitles made to take turns."""
 
 from collections.abc import Callable
 from fractions import Fraction
+from io import BytesIO
 from pathlib import Path
 
 import av
@@ -20,6 +21,23 @@ def subtitles_in_turn(text: str) -> str:
     for cue, following in zip(cues, cues[1:]):
         cue.end = min(cue.end, following.start)
     return srt.compose(cues)
+
+
+def join_videos(parts: list[Path], target: Path) -> Path:
+    """Join MP4s of the same stream settings end to end without re-encoding (the packets copied, as Manim joins
+    its partial movie files); returns `target`."""
+    manifest = "".join(f"file 'file:{Path(part).resolve().as_posix()}'\n" for part in parts)
+    with av.open(BytesIO(manifest.encode("utf-8")), format="concat", options={"safe": "0"}) as joined, \
+            av.open(str(target), "w") as output:
+        source = joined.streams.video[0]
+        stream = output.add_stream_from_template(template=source)
+        for packet in joined.demux(source):
+            if packet.dts is None:  # the flushing packets demux ends with
+                continue
+            packet.dts = None  # each part's timestamps start again at 0: the muxer computes them anew
+            packet.stream = stream
+            output.mux(packet)
+    return target
 
 
 def convert_video(source: Path, target: Path, on_fraction: Callable[[float], None] | None = None) -> Path:

@@ -283,7 +283,7 @@ def test_preview_with_a_display_runs_the_opener_on_the_video(tmp_path, monkeypat
 def test_in_jupyter_an_animation_shows_its_formulas_then_plays_its_video(tmp_path, monkeypatch):
     from derivanim import api
 
-    def rendered(code, folder, stem, render=True, quality="m", fmt="mp4", on_progress=None):  # no Manim needed here
+    def rendered(code, folder, stem, render=True, quality="m", fmt="mp4", on_progress=None, jobs=1):  # no Manim here
         return Outputs(Path(folder) / f"{stem}.py", Path(folder) / f"{stem}.{fmt}" if render else None, None, ())
 
     animation = api.fill("x^2", filler="rules")
