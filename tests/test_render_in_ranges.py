@@ -34,6 +34,10 @@ class DerivativeVisualization(Scene):
 '''
 
 
+BREAKS = TRACED.replace('        self.play(FadeIn(Square()), run_time=1)',
+                        '        raise RuntimeError("the scene broke on purpose")')
+
+
 def _frames(path):
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -102,6 +106,13 @@ def test_a_render_in_ranges_reports_every_animation_once_and_converts_the_joined
     with av.open(str(tmp_path / "three.gif")) as gif:
         assert gif.streams.video[0].codec_context.name == "gif"
     assert (tmp_path / "three.srt").is_file()
+
+
+def test_a_scene_that_breaks_fails_in_ranges_as_in_one_process_with_its_log(tmp_path):
+    [result] = run_jobs([Job(BREAKS, mode="render", quality="l", output=tmp_path / "broken.mp4", jobs=2, timeout=300)])
+    assert result.error == "Manim failed: RuntimeError: the scene broke on purpose"
+    assert result.log == tmp_path / "broken.render.log" and "Traceback" in result.log.read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["broken.render.log"]
 
 
 @pytest.mark.slow
