@@ -52,6 +52,7 @@ from derivanim.video import convert_video, join_videos, subtitles_in_turn
 MODES = ("dry-run", "render")
 QUALITIES = {"l": "low_quality", "m": "medium_quality", "h": "high_quality", "k": "fourk_quality"}
 FORMATS = ("mp4", "gif", "webm")
+ENCODE_SAMPLE = 16  # frames the measuring pass of a render in ranges encodes to time the encoder
 DRY_RUN_BATCH = 20  # dry runs per worker: Manim's import and the LaTeX cache are shared
 OUTSIDE_SCENE_SECONDS = 120.0  # a worker may take this long outside a scene: starting, between scenes, exiting
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -648,8 +649,28 @@ def _measured(scene_class: type, settings: dict, emit: Callable[..., None]) -> l
             return None
         timings = _stepping(scene, measure=True)
         _instrumented(scene, lambda phase, seconds: plan.append((phase, seconds))).render()
+        per_file, per_frame = _encoding_seconds(scene) if timings else (0.0, 0.0)
     emit(event="plan", animations=plan)
-    return [tuple(timing) for timing in timings]
+    return [(skipping, drawing + per_file + frames * per_frame) for skipping, drawing, frames in timings]
+
+
+def _encoding_seconds(scene) -> tuple[float, float]:
+    """What Manim's encoder takes for a partial movie file (each animation has one): (seconds per file, seconds per
+    frame), timed on files of 1 and of ENCODE_SAMPLE frames made of the scene's last frame, moved a little from
+    frame to frame as an animation moves things."""
+    import numpy as np
+
+    writer, pixels = scene.renderer.file_writer, scene.renderer.get_frame()
+    folder = Path(tempfile.mkdtemp(prefix="encoding-"))  # in the worker's TMPDIR: the render's work folder
+
+    def encoding(frames: int) -> float:
+        encoder = writer._create_segment_encoder(folder / f"{frames}.mp4")  # Manim's own, as pinned
+        return _seconds(lambda: ([encoder.write_frame(np.roll(pixels, 4 * number, axis=1))
+                                  for number in range(frames)], encoder.finish()))
+
+    one, many = encoding(1), encoding(ENCODE_SAMPLE)
+    per_frame = max(0.0, (many - one) / (ENCODE_SAMPLE - 1))
+    return max(0.0, one - per_frame), per_frame
 
 
 def _scene_class(task: dict) -> type:
@@ -685,9 +706,10 @@ def _stepping(scene, measure: bool = False) -> list[list[float]]:
     stepped frame by frame, any other takes Manim's one step, which ends in the same state. A custom updater that
     accumulates without taking dt would need frame-by-frame stepping too and does not get it.
 
-    Returns, filled as the scene plays, [seconds to skip it, estimated seconds to render it] for each skipped
-    animation; with `measure`, the estimate adds its frames times one frame's updates and drawing, timed on its
-    last frame (drawn, not written). Encoding is not counted (Manim encodes in a thread of its own)."""
+    Returns, filled as the scene plays, [seconds to skip it, estimated seconds to draw it, its frames] for each
+    skipped animation; with `measure`, the estimate adds its frames times one frame's updates and drawing, timed on its
+    last frame (drawn, not written; the scene is only measured, so the extra updates change nothing that is
+    shown). Encoding is not counted here (_encoding_seconds)."""
     import numpy as np
     from manim import config
 
@@ -742,20 +764,24 @@ def _stepping(scene, measure: bool = False) -> list[list[float]]:
         skipping = time.perf_counter() - start
         rendering = skipping
         if state["internal"]:
-            start = time.perf_counter()
             scene.update_mobjects(0)  # a rendered play_internal ends with this; a skipped one does not
-            updating = time.perf_counter() - start
-            if measure:  # each frame: its updates (as this one) and its drawing (as the last frame's)
-                start = time.perf_counter()
+            if measure:  # each frame: its updates and drawing, timed again warm (the first may typeset LaTeX)
+                frame = _seconds(lambda: scene.update_mobjects(0)) if not state["stepped"] else 0.0
                 renderer.update_frame(scene, scene.moving_mobjects)
-                drawing = time.perf_counter() - start
-                rendering += sum(frames) * (drawing + (0.0 if state["stepped"] else updating))
-        timings.append([skipping, rendering])
+                frame += _seconds(lambda: renderer.update_frame(scene, scene.moving_mobjects))
+                rendering += sum(frames) * frame
+        timings.append([skipping, rendering, sum(frames)])
 
     scene.get_time_progression, scene.play_internal = progression_like_a_render, noting_play_internal
     renderer.render, renderer.add_frame = render_unless_skipping, add_frame_unless_skipping
     renderer.play = play_keeping_time
     return timings
+
+
+def _seconds(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
 
 
 def _instrumented(scene, on_play: Callable[[str | None, float], None]):
