@@ -2,11 +2,12 @@
 --jobs and quality, side by side, and each phase's share of a one-process render.
 
 Each render goes through derivanim.execute as `derivanim make` does (progress followed, so --jobs 1 includes its
-counting pass and --jobs N its measuring pass), into a temporary folder; wall time counts from the first worker's
-start to the joined video, CPU time sums the workers'. A phase's share is the wall time between the progress
-reports of a --jobs 1 render that end its animations; 'start-up' is what comes before the first animation (Manim's
-import aside: the worker imports it before the clock starts, the LaTeX the scene typesets), 'writing' what comes
-after the last (joining the partial movie files). From the same reports, each animation's render seconds give
+counting pass and --jobs N its measuring pass), into a temporary folder; wall time counts from the call to the
+video in place (starting the workers and importing Manim included), CPU time sums the workers' (from their
+scenes' start). A phase's share is the wall time between the progress reports of a --jobs 1 render that end its
+animations; 'start-up' is what comes before the first animation (starting the worker, importing Manim, the
+counting pass that typesets the scene's LaTeX), 'writing' what comes after the last (joining the partial movie
+files). From the same reports, each animation's render seconds give
 the time N ranges would take with skipping free (an upper bound on the speed-up N cores can give).
 
     .venv/bin/python scripts/benchmark_render_jobs.py                       # 480p15 and 720p30, --jobs 1 and 2
@@ -56,7 +57,7 @@ def render(code: str, quality: str, jobs: int, folder: Path) -> dict:
         if previous is not None and progress.animations_done > previous[1].animations_done:
             animations.append((previous[1].phase, moment - previous[0]))
         previous = (moment, progress)
-    return {"wall": result.seconds, "cpu": result.cpu_seconds, "video": video_seconds, "animations": animations,
+    return {"wall": ended - started, "cpu": result.cpu_seconds, "video": video_seconds, "animations": animations,
             "start-up": rendering[0][0] - started if rendering else None,
             "writing": ended - rendering[-1][0] if rendering else None}
 
