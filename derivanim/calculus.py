@@ -214,8 +214,9 @@ def robust_range(values: np.ndarray) -> tuple[float, float]:
     q_low, q_high = np.percentile(finite, [10, 90])
     spread = max(q_high - q_low, 1e-9)
     low, high = max(low, q_low - spread), min(high, q_high + spread)
-    if high - low < 1e-6:
-        return low - 1.0, high + 1.0
+    if high - low < 1e-6:  # flat: a band around it, wide enough to tell apart from it at any size (e^49: 1.9e21)
+        pad = max(1.0, 0.1 * max(abs(low), abs(high)))
+        return low - pad, high + pad
     # Show the x-axis when the curve comes close to it; otherwise leave a margin around the curve.
     margin = 0.08 * (high - low)
     low = 0.0 if 0 <= low < 0.35 * (high - low) else low - margin

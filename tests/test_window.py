@@ -194,3 +194,12 @@ def test_function_outside_the_grammar_is_invalid_input():
 def test_function_without_real_values_is_invalid_input():
     with pytest.raises(InvalidInput):
         verify(_slots(function="sqrt(-1-x^2)"))
+
+
+def test_a_huge_constant_gets_a_y_axis_it_can_be_told_apart_on():
+    """e^49 is 1.9e21: a band of +-1 around it vanished in floating point and the axis had no height (the fuzz
+    test's find, 'exp(49)': ZeroDivisionError in screen_angle)."""
+    from derivanim import fill
+
+    plan = fill("exp(49)", filler="rules").plan
+    assert plan.f_axis.low < plan.f_axis.high and plan.f_axis.low < 1.9e21 < plan.f_axis.high
