@@ -193,7 +193,7 @@ def function_terminals(depth: int = MAX_NESTING) -> str:
 
 
 def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS,
-                  functions: tuple[str, ...] = (), numbers: bool = True) -> str:
+                  functions: tuple[str, ...] = (), numbers: bool = True, answers: str = "slots | refusal") -> str:
     """The whole slots response as an llguidance Lark grammar: derivanim.prompts.format_slots' format.
 
     Keys in the order of Slots' fields, no whitespace, function as one terminal, numbers as format_number
@@ -202,7 +202,8 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
     these strings, so the model copies one; none: any expression of the grammar.
     numbers=False: the response closes after the name (function, variable and name only).
     With `functions`, a refusal may not say the request names no function: the grammar found one (the model may still
-    refuse an integral of it, or code that happens to contain one).
+    refuse an integral of it, or code that happens to contain one). `answers`: the grammar's start rule, "slots |
+    refusal" (either), "slots" or "refusal" (once decide_refusal has chosen).
     """
     if functions:
         function = " | ".join(json.dumps(text) for text in functions)
@@ -218,7 +219,7 @@ def slots_grammar(depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTI
     refusal = json.dumps(format_refusal("code").split('"code"')[0]) + ' QUOTE REASON QUOTE "}"'
     return "\n".join([
         "%llguidance {}",
-        "start: slots | refusal",
+        f"start: {answers}",
         f"slots: {' '.join(parts)} \"}}\"",
         f"refusal: {refusal}",
         f"REASON: {' | '.join(json.dumps(reason) for reason in REFUSALS if not (functions and reason == NO_FUNCTION))}",
@@ -301,6 +302,7 @@ class ModelFill:
     seconds: float  # generation only, not model loading
     model: str  # the base model, and the adapter folder when there is one
     refusal: str | None = None  # why there are no slots: a key of slots.REFUSALS
+    refusal_share: float | None = None  # the model's probability of refusing (refusal_share), before the threshold
 
 
 @dataclass(frozen=True)
@@ -474,6 +476,66 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
     return generated, passes
 
 
+CALIBRATION = "refusal_calibration.json"  # beside an adapter: its refusal threshold (scripts/calibrate_refusal.py)
+DEFAULT_REFUSAL_THRESHOLD = 0.5  # without a calibration: refuse when the model finds refusing more likely
+
+
+def refusal_threshold(adapter: str | None, found_function: bool) -> float:
+    """The adapter's calibrated threshold on refusal_share (its CALIBRATION file), one for requests where the grammar
+    found a function and one for requests where it found none; else DEFAULT_REFUSAL_THRESHOLD."""
+    file = None if adapter is None else Path(adapter) / CALIBRATION
+    if file is None or not file.is_file():
+        return DEFAULT_REFUSAL_THRESHOLD
+    calibration = json.loads(file.read_text(encoding="utf-8"))
+    return float(calibration["threshold_with_function" if found_function else "threshold_without_function"])
+
+
+def request_functions(request: str) -> tuple[str, ...]:
+    """The functions the constraint offers for `request`: those it writes and those it says in words, maximal across
+    both readers: a written stretch inside a spoken reading ('2 x' of 'minus four x squared minus 2 x plus 5') is
+    only part of that function."""
+    spoken = spoken_functions(request)
+
+    def bare(text: str) -> str:
+        return re.sub(r"[\s*]", "", text)
+
+    written = [text for text in written_functions(request) if not any(bare(text) in bare(reading) for reading in spoken)]
+    return tuple(dict.fromkeys([*written, *spoken]))
+
+
+def refusal_share(decoder: "SlotsDecoder", prompt: list[int]) -> float:
+    """How much of the model's probability goes to a refusal ('{"function":null') rather than a function
+    ('{"function":"'), each opening tokenized as in training; the tokens both share run once, then each branch's own.
+
+    Greedy decoding takes whichever single token scores highest where the answer branches, so a weak model's
+    refusals swing with small changes of training (one epoch refused nothing, the next refused written functions);
+    the share, compared with a threshold calibrated on validation requests, is a decision that can be tuned and
+    measured."""
+    import copy
+
+    import torch
+
+    model, tokenizer = decoder.model, decoder.tokenizer
+    refusal = tokenizer.encode(format_refusal("code").split(',"reason"')[0], add_special_tokens=False)
+    slots = tokenizer.encode(RequestLookup.OPENING, add_special_tokens=False)
+    shared = next(i for i, (a, b) in enumerate(zip(refusal, slots)) if a != b)
+    cache, pending = decoder.prefix.start(prompt + refusal[:shared], model)
+    logits = model(input_ids=torch.tensor([pending], device=model.device), cache=cache, use_cache=True,
+                   logits_to_keep=1).logits[0, -1]
+
+    def log_probability(branch: list[int]) -> float:
+        total = float(torch.log_softmax(logits.float(), dim=0)[branch[0]])
+        if len(branch) > 1:
+            rest = model(input_ids=torch.tensor([branch[:-1]], device=model.device),
+                         cache=copy.deepcopy(cache), use_cache=True).logits[0]
+            steps = torch.log_softmax(rest.float(), dim=-1)
+            total += float(sum(steps[i, token] for i, token in enumerate(branch[1:])))
+        return total
+
+    refusing, filling = log_probability(refusal[shared:]), log_probability(slots[shared:])
+    return float(torch.sigmoid(torch.tensor(refusing - filling)))
+
+
 def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
                max_new_tokens: int | None = None, int8: bool = False, draft: bool = True,
                threads: int | None = None, numbers: Callable[[str], tuple[float, float, float]] | None = None
@@ -511,16 +573,20 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     model, tokenizer = decoder.model, decoder.tokenizer
     # Decoding starts from the prompt's token ids exactly as in training, and the count of generated tokens is exact.
     ids = prompt_ids(tokenizer, "slots", request)
-    functions = written_functions(request) or spoken_functions(request)
-    # The general grammar is built once; any other is small, or compiles lazily, in well under a millisecond
-    general = not functions and numbers is None
-    grammar = decoder.general_grammar if general else LLMatcher.grammar_from_lark(
-        slots_grammar(functions=functions, numbers=numbers is None))
+    functions = request_functions(request)
+
+    def grammar(answers: str):  # the general one is built once; any other compiles lazily, in under a millisecond
+        if not functions and numbers is None and answers == "slots | refusal":
+            return decoder.general_grammar
+        return LLMatcher.grammar_from_lark(slots_grammar(functions=functions, numbers=numbers is None, answers=answers))
+
     longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
     started = time.perf_counter()
     with torch.no_grad():
+        share = refusal_share(decoder, ids)
+        answers = "refusal" if share > refusal_threshold(adapter, bool(functions)) else "slots"
         generated, passes = constrained_greedy(
-            model, ids, LLMatcher(decoder.llg_tokenizer, grammar), decoder.llg_tokenizer.vocab_size,
+            model, ids, LLMatcher(decoder.llg_tokenizer, grammar(answers)), decoder.llg_tokenizer.vocab_size,
             tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), decoder.prefix,
             RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
@@ -539,4 +605,4 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     except ValidationError as error:
         raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
     return ModelFill(request=request, emitted=emitted, slots=slots, refusal=refusal, tokens=len(generated),
-                     forward_passes=passes, seconds=seconds, model=decoder.description)
+                     forward_passes=passes + 1, seconds=seconds, model=decoder.description, refusal_share=share)

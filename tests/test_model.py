@@ -239,20 +239,21 @@ def test_fill_slots_with_an_adapter(slots_run, constraint):
     assert str(slots_run.out_dir) in fill.model
 
 
-def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False):
+def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False, refused=False):
     """The slots text from transformers' generate with Outlines' logits processor: one pass per token, under the
-    grammar fill_slots uses for `request` (the functions it writes, if any)."""
+    grammar fill_slots decodes `request` with (the functions it writes or says, if any; the branch, slots or refusal,
+    that fill_slots chose from the refusal share)."""
     import outlines
     import torch
     from outlines.types import CFG
     from transformers import GenerationConfig, LogitsProcessorList
 
-    from derivanim.model_filler import MAX_FUNCTION_CHARS, _slots_decoder, slots_grammar, written_functions
+    from derivanim.model_filler import MAX_FUNCTION_CHARS, _slots_decoder, request_functions, slots_grammar
 
     decoder = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
     model, tokenizer = decoder.model, decoder.tokenizer
-    functions = written_functions(request)
-    grammar = CFG(slots_grammar(functions=functions))
+    functions = request_functions(request)
+    grammar = CFG(slots_grammar(functions=functions, answers="refusal" if refused else "slots"))
     processor = outlines.Generator(outlines.from_transformers(model, tokenizer), grammar).logits_processor
     ids = prompt_ids(tokenizer, "slots", request)
     processor.reset()
@@ -268,7 +269,7 @@ def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False):
 @pytest.mark.parametrize("request_text", ["Teach the product rule with x*sin(x)", "g(t) = t^2 - 3t on [-2, 5]"])
 def test_fast_forward_decoding_writes_what_token_by_token_decoding_writes(tiny_model_dir, request_text):
     fill = fill_slots(request_text, base_model=tiny_model_dir)
-    assert fill.emitted == _outlines_generate(request_text, base_model=tiny_model_dir)
+    assert fill.emitted == _outlines_generate(request_text, base_model=tiny_model_dir, refused=fill.slots is None)
     assert fill.forward_passes < fill.tokens  # the forced keys did not each cost a pass
 
 
@@ -326,7 +327,8 @@ def test_the_shipped_adapter_decodes_the_same_with_fast_forward():
     for request_text in ("Animate the derivative of x^3*sin(x)", "Show me how tan(x) changes on [-1, 1]"):
         fill = fill_slots(request_text, adapter_dir=adapter)
         undrafted = fill_slots(request_text, adapter_dir=adapter, draft=False)
-        assert fill.emitted == undrafted.emitted == _outlines_generate(request_text, adapter_dir=adapter)
+        assert fill.emitted == undrafted.emitted == _outlines_generate(request_text, adapter_dir=adapter,
+                                                                       refused=fill.slots is None)
         assert undrafted.forward_passes < 0.6 * fill.tokens  # keys and punctuation ride along
         # The one function each request writes is forced by the constraint: drafts have nothing left to save.
         assert fill.forward_passes <= undrafted.forward_passes

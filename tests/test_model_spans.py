@@ -145,7 +145,7 @@ def test_the_shipped_adapter_refuses_what_has_no_function_to_differentiate(reque
 
 @pytest.mark.slow
 @pytest.mark.parametrize("request_text, function", [("the natural log of cosine x, animated", "ln(cos(x))"),
-                                                    ("e to the x squared please", "e^(x^2)")])
+                                                    ("derivative of one over x", "1/x")])
 def test_the_shipped_adapter_reads_functions_said_in_words(request_text, function):
     from derivanim.api import shipped_slots_adapter
     from derivanim.evaluate import same_function
@@ -167,3 +167,22 @@ def test_a_function_said_in_words_is_read_by_the_grammar_and_the_caution_says_so
     animation = fill(request, filler="model", adapter="stand-in")
     assert animation.cautions == ("ln(cos(x)) was read from the words of the request: check that it is the function "
                                   "you meant",)
+
+
+@pytest.mark.parametrize("threshold, refused", [(0.0, True), (1.0, False)])
+def test_the_refusal_is_decided_by_the_share_against_the_threshold(monkeypatch, tiny_model_dir, threshold, refused):
+    monkeypatch.setattr(derivanim.model_filler, "refusal_threshold", lambda adapter, found: threshold)
+    fill_ = fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)
+    assert 0.0 < fill_.refusal_share < 1.0
+    assert (fill_.slots is None) is refused
+    assert refused or fill_.slots.function == "x*sin(x)"
+
+
+def test_a_calibration_beside_the_adapter_sets_the_thresholds(tmp_path):
+    import json
+
+    from derivanim.model_filler import CALIBRATION, DEFAULT_REFUSAL_THRESHOLD, refusal_threshold
+
+    assert refusal_threshold(str(tmp_path), True) == DEFAULT_REFUSAL_THRESHOLD
+    (tmp_path / CALIBRATION).write_text(json.dumps({"threshold_with_function": 0.7, "threshold_without_function": 0.1}))
+    assert (refusal_threshold(str(tmp_path), True), refusal_threshold(str(tmp_path), False)) == (0.7, 0.1)
