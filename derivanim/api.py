@@ -252,12 +252,9 @@ def written_in(function: str, request: str) -> bool:
     The model filler copies one of those where there are any, so a function that is none of them is one the model
     wrote from words, or made up.
     """
-    from derivanim.model_filler import written_functions  # light: the model stack loads only inside fill_slots
+    from derivanim.model_filler import bare_function, written_functions  # light: no model stack is loaded
 
-    def bare(text: str) -> str:
-        return re.sub(r"[\s*]", "", text)
-
-    return bare(function) in {bare(written) for written in written_functions(request)}
+    return bare_function(function) in {bare_function(written) for written in written_functions(request)}
 
 
 def _unwritten(function: str, request: str) -> str:

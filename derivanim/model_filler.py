@@ -103,6 +103,11 @@ def _function_at(text: str, start: int) -> str | None:
     return None
 
 
+def bare_function(text: str) -> str:
+    """A function's text without spaces and '*', for comparing what two writers wrote ('x*sin(x)', 'x sin(x)')."""
+    return re.sub(r"[\s*]", "", text)
+
+
 @functools.lru_cache(maxsize=256)
 def written_functions(request: str) -> tuple[str, ...]:
     """The functions `request` writes, in order: every maximal stretch the expression grammar reads as a function
@@ -495,11 +500,8 @@ def request_functions(request: str) -> tuple[str, ...]:
     both readers: a written stretch inside a spoken reading ('2 x' of 'minus four x squared minus 2 x plus 5') is
     only part of that function."""
     spoken = spoken_functions(request)
-
-    def bare(text: str) -> str:
-        return re.sub(r"[\s*]", "", text)
-
-    written = [text for text in written_functions(request) if not any(bare(text) in bare(reading) for reading in spoken)]
+    written = [text for text in written_functions(request)
+               if not any(bare_function(text) in bare_function(reading) for reading in spoken)]
     return tuple(dict.fromkeys([*written, *spoken]))
 
 
