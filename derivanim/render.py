@@ -4,6 +4,7 @@ scene file written with its video as a pair (derivanim.execute renders; derivani
 Every file is written atomically: a failure, a full disk or Ctrl-C never leaves a half-written one behind.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -70,6 +71,15 @@ def output_target(output: Path | str, stem: str, fmt: str | None = None) -> tupl
 
 
 # --- rendering ------------------------------------------------------------------------------------------------
+
+def render_key(code: str, quality: str, fmt: str, scene: str = DERIVATIVE.scene_class) -> str:
+    """The content address of a render: the same scene code, scene class, quality, format and Manim version always
+    make the same video, so a gallery or a batch that has a video under this key need not render it again."""
+    from importlib.metadata import version
+
+    identity = "\0".join((code, scene, quality, fmt, version("manim")))
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
 
 def render_scene(
     scene_file: Path,

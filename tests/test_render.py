@@ -297,3 +297,12 @@ def test_in_jupyter_an_animation_shows_its_formulas_then_plays_its_video(tmp_pat
     assert animation._repr_markdown_() == shown + '\n\n<video src="out/x_2.mp4" controls loop></video>'
     animation.render("out", fmt="gif")
     assert animation._repr_markdown_().endswith('\n\n<img src="out/x_2.gif">')
+
+
+def test_render_key_changes_with_each_thing_that_changes_the_video():
+    from derivanim.render import render_key
+
+    key = render_key("code", "m", "mp4")
+    assert key == render_key("code", "m", "mp4")
+    assert len({key, render_key("code2", "m", "mp4"), render_key("code", "h", "mp4"), render_key("code", "m", "gif"),
+                render_key("code", "m", "mp4", scene="Other")}) == 5
