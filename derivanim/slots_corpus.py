@@ -71,13 +71,22 @@ SMALL_TALK = ["hello", "thanks!", "who are you?", "tell me a joke", "what time i
               "What's the weather like in Paris?", "write a haiku about the sea", "ok", "asdf qwer zxcv",
               "Book a table for two at eight", "What is the capital of Canada?", "play some music"]
 
-OTHER_MATH = {
-    "task": ["Integrate {f}", "Find the integral of {f} from 0 to 1", "Solve {f} = 0", "Find the roots of {f}",
-             "Factor {f}", "Expand {f}", "Find the limit of {f} as x goes to infinity",
-             "Compute the area under {f} between 0 and 2", "Find the Taylor series of {f}",
-             "Plot {f} without any derivative", "Simplify {f}", "What is the antiderivative of {f}?",
-             "Evaluate {f} at x = 3", "Find the inverse function of {f}"],
-    "f": ["x^2", "sin(x)", "3x + 1", "e^x", "x^3 - x", "ln(x)", "1/x", "cos(2x)", "x^2 - 4", "sqrt(x)"],
+OTHER_MATH = {  # requests that write a function but ask for something other than its derivative
+    "task": ["Integrate {f}", "Find the integral of {f} from 0 to 1", "Compute the definite integral of {f} on [0, 2]",
+             "Evaluate the integral of {f} dx from 1 to 3", "What is the antiderivative of {f}?",
+             "Find an antiderivative of {f}", "Compute the area under {f} between 0 and 2",
+             "Shade the area under {f} from 0 to 1", "Find the average value of {f} on [0, 1]",
+             "Solve {f} = 0", "Solve {f} = 4 for x", "For which x is {f} = 1?", "Find the roots of {f}",
+             "Find the zeros of {f}", "Where does {f} cross the x-axis?", "Solve the inequality {f} > 0",
+             "For which x is {f} < 2?", "Factor {f}", "Factorise {f} completely", "Complete the square in {f}",
+             "Expand {f}", "Simplify {f}", "Find the limit of {f} as x goes to infinity",
+             "What is the limit of {f} as x approaches 0?", "Find the Taylor series of {f}",
+             "Write the Maclaurin polynomial of {f} to degree 3", "Plot {f} without any derivative",
+             "Just graph {f}, no calculus", "Evaluate {f} at x = 3", "What is {f} when x = 2?",
+             "Find the inverse function of {f}", "Find the domain of {f}", "What is the range of {f}?"],
+    "f": ["x^2", "sin(x)", "3x + 1", "e^x", "x^3 - x", "ln(x)", "1/x", "cos(2x)", "x^2 - 4", "sqrt(x)",
+          "x^2 + 3x + 2", "2x - 7", "x^3 + 1", "tan(x)", "x*e^x", "sin(2x)", "4 - x^2", "1/(x + 1)", "x^4 - 1",
+          "cos(x) + 1"],
 }
 OTHER_MATH_EXTRA = ["What is 17 times 23?", "Prove that the square root of 2 is irrational",
                     "Solve the system x + y = 3, x - y = 1", "What is the probability of two sixes?",
@@ -110,14 +119,21 @@ def refusal_requests() -> dict[str, list[str]]:
     return {reason: list(dict.fromkeys(requests)) for reason, requests in found.items()}
 
 
+# Reasons in turn, "not-derivative" twice as often: a request that writes a function and asks for its integral or
+# roots is the refusal the grammars cannot tell from a derivative request, so the model must learn it.
+REASON_TURNS = ["code", "not-derivative", "off-topic", "not-derivative", "no-function"]
+
+
 def refusal_rows(counts: dict[str, int], seed: int) -> list[dict]:
-    """`counts[split]` refusal rows per split, each reason in proportion, drawn without repeats across splits."""
+    """`counts[split]` refusal rows per split, the reasons in REASON_TURNS's proportions (until a reason's pool runs
+    out), drawn without repeats across splits."""
     rng = random.Random(f"refusals-{seed}")
     pools = {reason: rng.sample(requests, len(requests)) for reason, requests in refusal_requests().items()}
+    assert set(REASON_TURNS) == set(pools)
     rows, taken = [], dict.fromkeys(pools, 0)
     for split in SPLITS:
         for i in range(counts[split]):
-            reason = list(pools)[i % len(pools)]
+            reason = REASON_TURNS[i % len(REASON_TURNS)]
             pool = pools[reason]
             if taken[reason] >= len(pool):
                 continue
@@ -144,7 +160,7 @@ def words_rows(corpus_rows: Iterable[dict], seed: int) -> list[dict]:
 
 
 def build_slots_corpus(corpus_dir: Path, seed: int = 0) -> list[dict]:
-    """All rows: the corpus's, its functions in words, and refusals (a fifth as many as the others per split)."""
+    """All rows: the corpus's, its functions in words, and refusals (a quarter as many as the others per split)."""
     from derivanim.corpus import load_corpus
 
     corpus = [{"split": row.split, "kind": "corpus", "instruction": row.instruction, "function": row.function,
@@ -153,7 +169,7 @@ def build_slots_corpus(corpus_dir: Path, seed: int = 0) -> list[dict]:
     for row in corpus:
         del row["function"]
     per_split = {split: sum(row["split"] == split for row in corpus + words) for split in SPLITS}
-    refusals = refusal_rows({split: count // 5 for split, count in per_split.items()}, seed)
+    refusals = refusal_rows({split: count // 4 for split, count in per_split.items()}, seed)
     rows = corpus + words + refusals
     return sorted(rows, key=lambda row: SPLITS.index(row["split"]))
 
