@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES="libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-recommended texlive-latex-extra dvisvgm"
+APT_PACKAGES="libpango1.0-dev libcairo2-dev pkg-config texlive-latex-base texlive-latex-recommended texlive-latex-extra dvisvgm chromium"
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $APT_PACKAGES 2>/dev/null | grep -v "install ok installed" | cut -d' ' -f1 || true)
 for package in $APT_PACKAGES; do dpkg-query -W "$package" >/dev/null 2>&1 || missing="$missing $package"; done
 if [ -n "${missing// /}" ]; then

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-DATA_FILES = ["derivanim/templates/derivative_visualization.py.j2", "derivanim/grammars/expression.lark"]
+DATA_FILES = ["derivanim/templates/derivative_visualization.py.j2", "derivanim/grammars/expression.lark",
+              "derivanim/web/templates/index.html", "derivanim/web/static/katex/katex.min.js",
+              "derivanim/web/static/katex/fonts/KaTeX_Main-Regular.woff2"]
 
 
 @pytest.fixture(scope="module")
