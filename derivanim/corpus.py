@@ -32,7 +32,7 @@ from derivanim.catalog import (DEFAULT_LEVEL_SIZES, DEFAULT_SEED, LEVELS, OTHER_
                                PAPER_FORMATS, STANDARD_FORMAT, apportion, canonical_form, catalog_file, format_kind,
                                grow_catalog, instruction_formats, read_catalog, rename_variable)
 from derivanim.errors import DerivanimError, InvalidInput
-from derivanim.execute import dry_run_reports
+from derivanim.execute import RayCluster, dry_run_reports
 from derivanim.lessons import DERIVATIVE
 from derivanim.render import write_atomically
 from derivanim.slots import Slots
@@ -334,12 +334,13 @@ def dry_run_sample(rows: list[Row], sample: int | None, seed: int) -> list[int]:
     return sorted(chosen)
 
 
-def dry_run(codes: dict[str, str], jobs: int = 1,
-            on_progress: Callable[[int], None] | None = None) -> dict[str, list[str]]:
-    """Dry-run each scene (derivanim.execute, `jobs` workers at a time); the problems found, by key."""
+def dry_run(codes: dict[str, str], jobs: int = 1, on_progress: Callable[[int], None] | None = None,
+            cluster: RayCluster | None = None) -> dict[str, list[str]]:
+    """Dry-run each scene (derivanim.execute, `jobs` workers at a time, or on a Ray `cluster`); the problems found,
+    by key."""
     results: dict[str, list[str]] = {}
     for key, report in dry_run_reports(codes, timeout=DRY_RUN_SECONDS_PER_SCENE, workers=jobs,
-                                       scene=LESSON.scene_class):
+                                       scene=LESSON.scene_class, cluster=cluster):
         results[key] = dry_run_problems(report)
         if on_progress is not None:
             on_progress(1)
@@ -364,8 +365,10 @@ class BuildResult:
 def build_corpus(config: BuildConfig, catalog_dir: Path | None = None,
                  dry_run_rows: int | None | Literal["none"] = "none",
                  jobs: int = 1, make: Callable[[RowPlan], Row] = make_row,
-                 on_progress: Callable[[str, int, int], None] | None = None) -> BuildResult:
-    """Plan, make and validate a corpus. `dry_run_rows`: "none" (no dry-run), None (every row) or a sample size.
+                 on_progress: Callable[[str, int, int], None] | None = None,
+                 cluster: RayCluster | None = None) -> BuildResult:
+    """Plan, make and validate a corpus. `dry_run_rows`: "none" (no dry-run), None (every row) or a sample size;
+    the dry runs take `jobs` workers here, or Ray tasks on a `cluster`.
     `make` is the row maker (a seam for tests). Nothing is written; see write_corpus."""
     catalog_dir = Path(catalog_dir or default_catalog_dir())
     progress = on_progress or (lambda stage, done, total: None)
@@ -403,7 +406,7 @@ def build_corpus(config: BuildConfig, catalog_dir: Path | None = None,
             done[0] += count
             progress("dry-run", done[0], len(checked))
 
-        found = dry_run({str(i): rows[i].code for i in checked}, jobs=jobs, on_progress=ran)
+        found = dry_run({str(i): rows[i].code for i in checked}, jobs=jobs, on_progress=ran, cluster=cluster)
         failures += [f"{labels[i]}: {problem}" for i in checked for problem in found[str(i)]]
     return BuildResult(config=config, rows=rows, failures=failures, dry_run_checked=checked,
                        dry_run_sampled=0 < len(checked) < len(rows),

@@ -31,3 +31,8 @@ class ModelUnavailable(DerivanimError):
 class NoFunction(InvalidInput):
     """The request has no function to differentiate (the model filler refused it): code, another subject, another
     kind of mathematics, or derivative talk without a function (exit code 2, like any input derivanim cannot use)."""
+
+
+class ClusterUnavailable(DerivanimError):
+    """A Ray cluster was asked for but Ray is not installed (the `derivanim[ray]` extra) or the cluster cannot be
+    reached."""

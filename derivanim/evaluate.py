@@ -26,7 +26,7 @@ from derivanim.catalog import LEVELS
 from derivanim.corpus import Row, load_corpus
 from derivanim.dryrun import blank_report
 from derivanim.errors import DerivanimError, InvalidInput
-from derivanim.execute import Job, dry_run_reports, run_jobs
+from derivanim.execute import Job, RayCluster, dry_run_reports, run_jobs
 from derivanim.grammar import ParsedFunction, parse_function
 from derivanim.metrics import (DEFINITIONS, STRUCTURE_FREE, TABLE, missing_curves, runtime_metrics, static_metrics,
                                usable, usable_any_structure)
@@ -49,6 +49,7 @@ class EvalConfig:
     scene_timeout: float = 120.0
     baseline_batch: int = 16  # free-form generations decoded together (greedy; left padding)
     command: str = ""  # the command that asked for the report, as its caller gives it (the CLI: its own command line)
+    cluster: RayCluster | None = None  # where the scenes run: None for this machine, or a Ray cluster
 
 
 @dataclass
@@ -150,7 +151,7 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
         if case.code is not None and case.metrics["valid_syntax"]:
             scenes[id(case)] = hashlib.sha256(case.code.encode()).hexdigest()
             distinct[scenes[id(case)]] = case.code
-    reports = dict(dry_run_reports(distinct, timeout=config.scene_timeout))
+    reports = dict(dry_run_reports(distinct, timeout=config.scene_timeout, cluster=config.cluster))
     for case in cases:
         row = rows[case.index]
         truth = parse_function(row.slots.function, variable=row.slots.variable)
@@ -163,19 +164,21 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
         else:  # nothing ran: every run-time row fails
             case.metrics.update(runtime_metrics(blank_report(error=case.error or "no code that parses"), truth))
     executable = {scenes[id(case)] for case in cases if case.metrics["executable"]}
-    rendered = _renders({digest: distinct[digest] for digest in executable}, scratch) if config.render else {}
+    rendered = _renders({digest: distinct[digest] for digest in executable}, scratch,
+                        config.cluster) if config.render else {}
     for case in cases:
         case.metrics["animation_output"] = rendered.get(scenes.get(id(case)), False) if config.render else None
         case.metrics["usable"] = usable(case.metrics)
         case.metrics["usable_any"] = usable_any_structure(case.metrics)
 
 
-def _renders(codes: dict[str, str], scratch: Path) -> dict[str, bool]:
+def _renders(codes: dict[str, str], scratch: Path, cluster: RayCluster | None) -> dict[str, bool]:
     """A real render of each scene at low quality: does it give a video with frames."""
     keys = list(codes)
     jobs = [Job(codes[key], mode="render", quality="l", timeout=600, output=scratch / "videos" / f"{key}.mp4")
             for key in keys]
-    return {keys[result.index]: result.ok and _has_frames(result.video) for result in run_jobs(jobs)}
+    return {keys[result.index]: result.ok and _has_frames(result.video)
+            for result in run_jobs(jobs, cluster=cluster)}
 
 
 def _has_frames(video: Path) -> bool:

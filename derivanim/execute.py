@@ -19,7 +19,12 @@ subtitles) are moved into place, so a failure, a full disk or Ctrl-C never leave
 render's log is kept beside where its video would have gone.
 
 The worker is `serve` in a fresh Python (WORKER, given a file descriptor FD): it reads its tasks (JSON) on stdin and writes events,
-one JSON object a line, to the file descriptor FD; everything else it prints (Manim's output) is its log.
+one JSON object a line, to the file descriptor FD; everything else it prints (Manim's output) is its log. It dies with
+the process that started it, so that a killed caller (or Ray task) leaves no render running.
+
+On a Ray cluster (`run_jobs(..., cluster=RayCluster(...))`, Ray being the optional extra `derivanim[ray]`) the same
+groups run as Ray tasks, one per render (with the CPUs its `jobs` need) or per batch of dry runs, each task running
+them on its node with this very policy; see _on_ray.
 """
 
 import itertools
@@ -38,7 +43,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Literal, TypeVar
@@ -46,6 +51,7 @@ from typing import Literal, TypeVar
 import av
 
 from derivanim.dryrun import blank_report, inspect_scene
+from derivanim.errors import ClusterUnavailable
 from derivanim.lessons import DERIVATIVE
 from derivanim.video import convert_video, join_videos, subtitles_in_turn
 
@@ -56,7 +62,8 @@ ENCODE_SAMPLE = 16  # frames the measuring pass of a render in ranges encodes to
 DRY_RUN_BATCH = 20  # dry runs per worker: Manim's import and the LaTeX cache are shared
 OUTSIDE_SCENE_SECONDS = 120.0  # a worker may take this long outside a scene: starting, between scenes, exiting
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-WORKER = "import sys; from derivanim.execute import serve; serve(int(sys.argv[1]))"  # not -m: derivanim imports execute
+WORKER = "import sys; from derivanim.execute import serve; serve(*map(int, sys.argv[1:]))"  # not -m: derivanim imports execute
+RAY_RETRIES = 1  # a Ray task that fails (its worker killed, its node lost) runs once more before its jobs fail
 
 Key = TypeVar("Key")
 
@@ -130,12 +137,17 @@ class RenderProgress:
 # --- running jobs -------------------------------------------------------------------------------------------------
 
 def run_jobs(jobs: Iterable[Job], workers: int = 1,
-             on_progress: Callable[[int, RenderProgress], None] | None = None) -> Iterator[Result]:
+             on_progress: Callable[[int, RenderProgress], None] | None = None,
+             cluster: "RayCluster | None" = None) -> Iterator[Result]:
     """Run the jobs, `workers` worker processes at a time; yields each job's Result as it finishes (its `index`
     says which job). `on_progress(index, progress)` hears how each render stands; without it a render skips the
     pass that counts its animations. Leaving early (an error, Ctrl-C, the loop left) stops every worker and removes
-    their work folders before it goes on."""
+    their work folders before it goes on. With a `cluster` the jobs run as Ray tasks instead (`workers` and
+    `on_progress` are then the cluster's business: Ray schedules by CPUs, and a task reports only its end)."""
     jobs = list(jobs)
+    if cluster is not None:
+        yield from _on_ray(jobs, cluster)
+        return
     run = _Run(on_progress)
     groups = _groups(jobs, max(1, workers))
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups))))
@@ -153,10 +165,12 @@ def run_jobs(jobs: Iterable[Job], workers: int = 1,
 
 
 def dry_run_reports(codes: Mapping[Key, str], timeout: float | None, workers: int = 1,
-                    scene: str = DERIVATIVE.scene_class) -> Iterator[tuple[Key, dict]]:
-    """Dry-run each scene; yields (key, report) as each finishes."""
+                    scene: str = DERIVATIVE.scene_class, cluster: "RayCluster | None" = None
+                    ) -> Iterator[tuple[Key, dict]]:
+    """Dry-run each scene (locally, or on a Ray `cluster`); yields (key, report) as each finishes."""
     keys = list(codes)
-    for result in run_jobs([Job(codes[key], scene=scene, timeout=timeout) for key in keys], workers):
+    for result in run_jobs([Job(codes[key], scene=scene, timeout=timeout) for key in keys], workers,
+                           cluster=cluster):
         yield keys[result.index], result.report
 
 
@@ -350,7 +364,7 @@ class _Run:
                 if self.cancelled:
                     raise _Cancelled
                 # Its own process group, so that stopping it stops the LaTeX and dvisvgm it runs as well.
-                process = subprocess.Popen([sys.executable, "-c", WORKER, str(write_end)],
+                process = subprocess.Popen([sys.executable, "-c", WORKER, str(write_end), str(os.getpid())],
                                            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                            env=env, pass_fds=(write_end,), start_new_session=True, text=True)
                 self.live.add(process)
@@ -542,10 +556,109 @@ def balanced_ranges(step_seconds: list[float], render_seconds: list[float], part
     return ranges[::-1]
 
 
+# --- on a Ray cluster -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RayCluster:
+    """Where run_jobs sends its jobs as Ray tasks. `address` as ray.init takes it ('auto', 'ray://head:10001'; None:
+    the cluster RAY_ADDRESS names, else one started on this machine for the run); `shared`: every node sees the
+    jobs' output folders at the same path, so a task writes its video there instead of sending it back."""
+
+    address: str | None = None
+    shared: bool = False
+
+
+def _on_ray(jobs: list[Job], cluster: RayCluster) -> Iterator[Result]:
+    """run_jobs on a Ray cluster: each group of _groups (a render, or a batch of dry runs) is one task, asking for
+    the CPUs its render's `jobs` use, that runs the group on its node with the local policy (time limits, crashes)
+    and returns the Results, a render's files as bytes unless the cluster shares its folders. A task that fails is
+    retried RAY_RETRIES times, then its jobs fail with Ray's reason. Leaving early cancels the tasks left."""
+    ray = _connected(cluster)
+    on_node = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=True)(_run_on_node)
+    groups = _groups(jobs, max(1, int(ray.cluster_resources().get("CPU", 1))))
+    pending = {on_node.options(num_cpus=group[0][1].jobs if group[0][1].mode == "render" else 1)
+               .remote(group, cluster.shared): group for group in groups}
+    try:
+        while pending:
+            [ready], _ = ray.wait(list(pending), num_returns=1)
+            group = pending.pop(ready)
+            try:
+                outcomes = ray.get(ready)
+            except ray.exceptions.RayError as error:
+                why = f"the Ray task failed {RAY_RETRIES + 1} times: {_first_line(error)}"
+                for index, job in group:
+                    yield Result(index, job, error=why, report=blank_report(error=why) if job.mode == "dry-run" else None)
+                continue
+            for result, files in outcomes:
+                yield _received(result, files)
+    finally:
+        for task in pending:
+            ray.cancel(task, force=True)
+
+
+def _connected(cluster: RayCluster):
+    """The ray module, connected to the cluster (once a process: a test or a caller may have connected already)."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterUnavailable("Ray is not installed: pip install 'derivanim[ray]'") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            where = f" at {cluster.address}" if cluster.address else ""
+            raise ClusterUnavailable(f"cannot reach the Ray cluster{where}: {_first_line(error)}") from None
+    return ray
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _run_on_node(group: list[tuple[int, Job]], shared: bool) -> list[tuple[Result, dict[str, bytes]]]:
+    """A Ray task: run the group here, with the local policy; each Result with the index it has in the caller's
+    jobs and, unless the folders are shared, its files (video, subtitles, or a failure's log) as bytes."""
+    jobs = [job for _, job in group]
+    if shared or jobs[0].mode == "dry-run":
+        return [(replace(result, index=group[result.index][0]), {}) for result in run_jobs(jobs)]
+    with tempfile.TemporaryDirectory(prefix="derivanim-ray-") as folder:
+        here = [replace(job, output=Path(folder) / Path(job.output).name) for job in jobs]
+        outcomes = []
+        for result in run_jobs(here):
+            files = {name: getattr(result, name).read_bytes() for name in ("video", "subtitles", "log")
+                     if getattr(result, name) is not None}
+            outcomes.append((replace(result, index=group[result.index][0], job=jobs[result.index],
+                                     video=None, subtitles=None, log=None), files))
+        return outcomes
+
+
+def _received(result: Result, files: dict[str, bytes]) -> Result:
+    """A task's Result with the files it sent written where its job wanted them, as a local render publishes
+    them (_publish, _keep_log): whole files only, stale subtitles and logs removed."""
+    if not files:
+        return result
+    target = Path(result.job.output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".received-"))
+    try:
+        sent = {name: work / name for name in files}
+        for name, data in files.items():
+            sent[name].write_bytes(data)
+        if "log" in sent:
+            return replace(result, log=_keep_log(sent["log"], target))
+        _publish(sent["video"], target, sent.get("subtitles"))
+        return replace(result, video=target, subtitles=target.with_suffix(".srt") if "subtitles" in sent else None)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # --- the worker process ---------------------------------------------------------------------------------------
 
-def serve(events_fd: int) -> None:
-    """Run the tasks given on stdin, in turn, reporting each one's start and end (and a render's progress)."""
+def serve(events_fd: int, parent: int) -> None:
+    """Run the tasks given on stdin, in turn, reporting each one's start and end (and a render's progress); die with
+    the `parent` process."""
+    _dying_with(parent)
     import manim  # noqa: F401  (here, so that the first scene's clock does not run while Manim is imported)
 
     events = os.fdopen(events_fd, "w", buffering=1)
@@ -562,6 +675,17 @@ def serve(events_fd: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # not waiting for threads a scene may have left running
+
+
+def _dying_with(parent: int) -> None:
+    """Have Linux kill this process when the thread that started it ends (PR_SET_PDEATHSIG: its caller was killed),
+    and leave now if that has already happened."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _cpu_seconds() -> float:
