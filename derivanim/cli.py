@@ -182,7 +182,7 @@ def _data_build(args) -> int:
                                   "dry-run": "dry-running scenes"})
     with progress:
         result = corpus.build_corpus(config, catalog_dir=args.catalog, dry_run_rows=dry_run, jobs=args.jobs,
-                                     on_progress=report)
+                                     on_progress=report, cluster=_cluster(args))
     seconds = time.perf_counter() - started
     if result.failures:
         raise corpus.CorpusInvalid(result.failures)
@@ -284,6 +284,7 @@ def _add_data_commands(commands) -> None:
     build.add_argument("--dry-run-all", action="store_true", help="dry-run every row's scene (hours for 537 rows)")
     build.add_argument("--no-dry-run", action="store_true", help="validate rows without running any scene")
     build.add_argument("--jobs", type=int, default=1, help="dry-run processes at a time (default: 1)")
+    _add_ray_option(build, "the dry runs")
     build.add_argument("--from-manifest", default=None, metavar="FILE",
                        help="take size, seed and instructions from a manifest.json")
     build.add_argument("--check", action="store_true",
@@ -372,13 +373,98 @@ def _eval(args) -> int:
         out=Path(args.out), slots_adapter=Path(args.slots_adapter) if args.slots_adapter else None,
         freeform_adapter=Path(args.freeform_adapter) if args.freeform_adapter else None,
         base_model=args.base_model, scene_timeout=args.scene_timeout, baseline_batch=args.baseline_batch,
-        command=args.command_line,
+        command=args.command_line, cluster=_cluster(args),
     )
     with stderr.status("evaluating ...") as status:
         summary = run_eval(config, on_progress=lambda message: status.update(escape(message)))
     print(table_markdown(summary))
     print(f"report: {config.out}")
     return 0
+
+
+BATCH_EXAMPLES = """examples:
+  derivanim batch requests.txt -o course/          one request a line: course/*.py, *.mp4, *.srt, manifest.jsonl
+  derivanim batch requests.jsonl -q l --workers 2  JSON lines with options of their own: {"request": "x^3", "x0": 1}
+  derivanim batch requests.txt --ray               on Ray: the cluster RAY_ADDRESS names, else one started here
+  derivanim batch requests.txt --ray auto --shared -o /mnt/shared/course   videos written by the nodes themselves
+"""
+
+
+def _cluster(args):
+    """The Ray cluster of --ray [ADDRESS] (and --shared), or None for this machine."""
+    from derivanim.execute import RayCluster
+
+    if args.ray is None:
+        if getattr(args, "shared", False):
+            raise InvalidInput("--shared is for a Ray cluster's nodes: give --ray too")
+        return None
+    return RayCluster(address=args.ray or None, shared=getattr(args, "shared", False))
+
+
+def _add_ray_option(parser, what: str) -> None:
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help=f"run {what} as Ray tasks (pip install 'derivanim[ray]'): on the cluster at ADDRESS "
+                             "('auto', 'ray://head:10001'), else the one RAY_ADDRESS names, else one started here")
+
+
+def _batch(args) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from derivanim.batch import BatchOptions, run_batch
+
+    options = BatchOptions(output=args.output, filler=args.filler, adapter=args.adapter, quality=args.quality,
+                           fmt=args.format, jobs=args.jobs, workers=args.workers, timeout=args.timeout,
+                           cluster=_cluster(args))
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[tally]}"),
+                        console=stderr, transient=True)
+    task = progress.add_task("filling", total=None, tally="")
+
+    def update(state, record) -> None:
+        if record is not None:  # each settled line, above the bar (and the whole story in a log)
+            made = f"-> {record['video']}" if record["status"] == "ok" else f"failed: {record['error']}"
+            progress.console.print(escape(f"line {record['line']} {record['request']!r} {made}"), soft_wrap=True)
+        left = "" if state.seconds_left is None else f", about {_duration(state.seconds_left)} left"
+        tally = (f"{state.done} of {state.total} lines filled" if state.stage == "filling" else
+                 f"done {state.done}, failed {state.failed}, remaining {state.remaining}{left}")
+        progress.update(task, description=state.stage, completed=state.done + state.failed, total=state.total,
+                        tally=tally)
+
+    with progress:
+        result = run_batch(args.requests, options, update)
+    failed = len(result.failed)
+    print(f"{len(result.records) - failed} of {len(result.records)} lines made ({result.skipped} made before), "
+          f"{failed} failed; manifest: {result.manifest}")
+    return 1 if failed else 0
+
+
+def _add_batch_command(commands) -> None:
+    batch = commands.add_parser(
+        "batch", help="make the animations of many requests, in parallel, resumable",
+        description="Fill every line of a requests file (one request a line, or JSON lines with their own options: "
+                    "request, filler, x0, window, quality, format, name), then render the scenes in parallel into "
+                    "one folder with manifest.jsonl (request, slots, derivative, repairs, cautions, files, seconds, "
+                    "status, error). A rerun skips what is already made (same scene code and render options); a "
+                    "line that fails is recorded and the rest go on; exit status 1 if any line failed.",
+        epilog=BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("requests", help="the requests file")
+    batch.add_argument("-o", "--output", default="batch", metavar="FOLDER", help="(default: batch)")
+    batch.add_argument("-q", "--quality", choices=["l", "m", "h", "k"], default="m",
+                       help="480p15, 720p30 (default), 1080p60 or 2160p60")
+    batch.add_argument("--format", choices=["mp4", "gif", "webm"], default="mp4", help="(default: mp4)")
+    batch.add_argument("--filler", choices=["auto", "rules", "model"], default="auto", help="as for make")
+    batch.add_argument("--adapter", default=None, help="slots adapter for the model filler (default: the shipped one)")
+    batch.add_argument("--jobs", type=_positive_count, default=1, metavar="N",
+                       help="Manim processes per scene, as for make (default: 1)")
+    batch.add_argument("--workers", type=_positive_count, default=None, metavar="N",
+                       help=f"scenes rendered at once here (default: the cores / --jobs; {os.cpu_count() or 1} cores)")
+    batch.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="a scene that renders longer fails (default: no limit)")
+    _add_ray_option(batch, "one task per scene")
+    batch.add_argument("--shared", action="store_true",
+                       help="with --ray: every node sees the output folder at the same path and writes its videos "
+                            "there (default: videos are sent back to this machine)")
+    batch.set_defaults(run=_batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help='print a machine-readable result; errors too, as {"error": ..., "exit_code": ...}')
     make.set_defaults(run=_make)
     _add_data_commands(commands)
+    _add_batch_command(commands)
 
     training = commands.add_parser(
         "train", help="fine-tune a LoRA adapter (slots or free-form)",
@@ -449,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(default: data/corpus)")
     evaluation.add_argument("--limit", type=int, help="only the first N requests")
     evaluation.add_argument("--render", action="store_true", help="also render every executable scene (slow)")
+    _add_ray_option(evaluation, "the dry runs and renders")
     evaluation.add_argument("--out", default="reports/eval", help="report folder (default: reports/eval)")
     evaluation.add_argument("--slots-adapter", help="slots adapter for 'template' (default: the shipped one)")
     evaluation.add_argument("--freeform-adapter", help="free-form adapter for 'baseline'")
