@@ -431,8 +431,8 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
       soft-capping) are monotonic and do not change that.
     So the tokens are those that plain greedy decoding under the same mask (one pass per token) writes.
     When the grammar is complete the matcher stops and EOS, the only token left, is appended.
-    `prefix` (PromptPrefix.of the same model), when the prompt begins with it, spares the pass over the
-    shared start of every prompt.
+    `prefix` (PromptPrefix.of the same model, or refusal_share's), when the prompt and the response's forced
+    opening begin with it, spares the pass over those tokens.
     Returns (generated token ids, forward passes run).
     """
     import torch
@@ -456,11 +456,10 @@ def constrained_greedy(model, prompt: list[int], matcher, vocab_size: int, eos_t
             raise RuntimeError(f"the constraint rejected its forced tokens: {matcher.get_error()}")
         return tokens + forced
 
-    cache, pending = prefix.start(prompt, model)
     generated, passes = [], 0
     chosen = advance([])  # the response's opening
     generated += chosen
-    pending += chosen
+    cache, pending = prefix.start(prompt + chosen, model)
     while not matcher.is_stopped() and len(generated) < max_new_tokens:
         run = pending + (draft(generated)[:max_new_tokens - len(generated)] if draft else [])
         hidden = decoder(input_ids=torch.tensor([run], device=model.device), cache=cache,
@@ -505,9 +504,10 @@ def request_functions(request: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*written, *spoken]))
 
 
-def refusal_share(decoder: "SlotsDecoder", prompt: list[int]) -> float:
+def refusal_share(decoder: "SlotsDecoder", prompt: list[int]) -> tuple[float, PromptPrefix]:
     """How much of the model's probability goes to a refusal ('{"function":null') rather than a function
     ('{"function":"'), each opening tokenized as in training; the tokens both share run once, then each branch's own.
+    Also returns the prompt and those shared tokens with their KV cache, for decoding to go on from.
 
     Greedy decoding takes whichever single token scores highest where the answer branches, so a weak model's
     refusals swing with small changes of training (one epoch refused nothing, the next refused written functions);
@@ -535,7 +535,7 @@ def refusal_share(decoder: "SlotsDecoder", prompt: list[int]) -> float:
         return total
 
     refusing, filling = log_probability(refusal[shared:]), log_probability(slots[shared:])
-    return float(torch.sigmoid(torch.tensor(refusing - filling)))
+    return float(torch.sigmoid(torch.tensor(refusing - filling))), PromptPrefix(tuple(prompt + refusal[:shared]), cache)
 
 
 def fill_slots(request: str, adapter_dir: str | Path | None = None, base_model: str | None = None,
@@ -585,11 +585,11 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     longest = max([MAX_FUNCTION_CHARS, *map(len, functions)])
     started = time.perf_counter()
     with torch.no_grad():
-        share = refusal_share(decoder, ids)
+        share, opened = refusal_share(decoder, ids)
         answers = "refusal" if share > refusal_threshold(adapter, bool(functions)) else "slots"
         generated, passes = constrained_greedy(
             model, ids, LLMatcher(decoder.llg_tokenizer, grammar(answers)), decoder.llg_tokenizer.vocab_size,
-            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), decoder.prefix,
+            tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), opened,
             RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
     emitted = tokenizer.decode(generated, skip_special_tokens=True)

@@ -31,7 +31,7 @@ def main() -> None:
     shares = {"with": {"function": [], "refusal": []}, "without": {"function": [], "refusal": []}}
     with torch.no_grad():
         for row in rows:
-            share = refusal_share(decoder, prompt_ids(decoder.tokenizer, "slots", row["instruction"]))
+            share, _ = refusal_share(decoder, prompt_ids(decoder.tokenizer, "slots", row["instruction"]))
             kind = "with" if request_functions(row["instruction"]) else "without"
             shares[kind]["refusal" if row.get("slots") is None else "function"].append(share)
     thresholds = {}
