@@ -545,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--baseline-batch", type=int, default=16,
                             help="free-form generations decoded together (default 16; greedy either way)")
     evaluation.set_defaults(run=_eval)
+    from derivanim.web.command import add_serve_command
+
+    add_serve_command(commands)
     return parser
 
 
