@@ -172,6 +172,7 @@ def load_pretrained(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None, **kwargs
     """
     _require("torch", "torch")
     _require("transformers", "transformers")
+    import torch
     from transformers import AutoModelForCausalLM
 
     try:
@@ -182,6 +183,8 @@ def load_pretrained(name_or_path: str = DEFAULT_BASE_MODEL, dtype=None, **kwargs
             f"cannot load the model {name_or_path!r}: {_first_line(error)} "
             "(weights cannot be downloaded here: pass a local folder, or a model already in the Hugging Face cache)"
         ) from None
+    if "device_map" not in kwargs and "quantization_config" not in kwargs and torch.cuda.is_available():
+        model.to("cuda")  # generation on a GPU (training's accelerator would move it there too)
     model.eval()
     return model, load_tokenizer(source)  # for SmolLM2, the folder its weights came from
 
