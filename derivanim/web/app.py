@@ -71,7 +71,8 @@ def create_app(data: Path | str, renderers: int = 1, limits: Limits = Limits(), 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.recovered = store.recover()
-        processes = start_workers(store.data, renderers, limits.render_seconds) if workers else []
+        processes = await asyncio.to_thread(start_workers, store.data, renderers, limits.render_seconds) \
+            if workers else []
         app.state.processes = processes
         try:
             yield

@@ -16,6 +16,8 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from derivanim.errors import DerivanimError
@@ -23,21 +25,25 @@ from derivanim.execute import RenderProgress
 from derivanim.web.store import Job, JobStore
 
 POLL_SECONDS = 0.05
-QUALITY_SHARE_OF_RENDER = 0.85  # of a GIF's progress bar: the render, then the conversion
+RENDER_SHARE_OF_GIF = 0.85  # of a GIF's progress bar: the render; the conversion is the rest
 
 
 class _Cancelled(Exception):
     """The job was cancelled while it rendered."""
 
 
-def start_workers(data: Path, renderers: int, render_seconds: float) -> list[multiprocessing.Process]:
-    """Start the filler and `renderers` render workers on the data folder `data`."""
+def start_workers(data: Path, renderers: int, render_seconds: float, ready_within: float = 120.0
+                  ) -> list[multiprocessing.Process]:
+    """Start the filler and `renderers` render workers on the data folder `data`; returns once the filler has
+    imported the pipeline (seconds on a busy machine), so that the first request is not the one that waits for it."""
     spawn = multiprocessing.get_context("spawn")  # a fork of a server with threads can deadlock
-    processes = [spawn.Process(target=fill_forever, args=(str(data),), name="derivanim-filler", daemon=True)]
+    ready = spawn.Event()
+    processes = [spawn.Process(target=fill_forever, args=(str(data), ready), name="derivanim-filler", daemon=True)]
     processes += [spawn.Process(target=render_forever, args=(str(data), render_seconds), daemon=True,
                                 name=f"derivanim-render-{number}") for number in range(1, renderers + 1)]
     for process in processes:
         process.start()
+    ready.wait(ready_within)
     return processes
 
 
@@ -53,34 +59,42 @@ def stop_workers(processes: list[multiprocessing.Process], grace: float = 20.0) 
             process.join()
 
 
-def _quietly_stoppable(loop):
-    """Run a worker's loop until SIGTERM or Ctrl-C, which end it without a traceback."""
+def _work_on(next_job: Callable[[], Job | None], handle: Callable[[Job], None]) -> None:
+    """Take jobs as they come, until SIGTERM or Ctrl-C, which end the worker without a traceback."""
     def stop(signum, frame):
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        loop()
+        while True:
+            job = next_job()
+            if job is None:
+                time.sleep(POLL_SECONDS)
+            else:
+                handle(job)
     except (KeyboardInterrupt, SystemExit):
         sys.exit(0)
 
 
+@contextmanager
+def _failure_recorded(store: JobStore, job: Job):
+    """An error becomes the job's one-line message (the CLI's for derivanim's own errors), never a traceback."""
+    try:
+        yield
+    except DerivanimError as error:
+        store.failed(job.id, str(error), error.exit_code)
+    except Exception as error:  # a bug of ours: still one line
+        store.failed(job.id, f"{type(error).__name__}: {error}", 1)
+
+
 # --- the filler ----------------------------------------------------------------------------------------------------
 
-def fill_forever(data: str) -> None:
+def fill_forever(data: str, ready) -> None:
     import derivanim.api  # noqa: F401  (before the first request, not during it)
 
     store = JobStore(data)
-
-    def loop():
-        while True:
-            job = store.next_to_fill()
-            if job is None:
-                time.sleep(POLL_SECONDS)
-            else:
-                fill_job(store, job)
-
-    _quietly_stoppable(loop)
+    ready.set()
+    _work_on(store.next_to_fill, lambda job: fill_job(store, job))
 
 
 def fill_job(store: JobStore, job: Job) -> None:
@@ -90,36 +104,21 @@ def fill_job(store: JobStore, job: Job) -> None:
 
     options = job.options
     window = None if options.get("x_min") is None else (options["x_min"], options["x_max"])
-    try:
+    with _failure_recorded(store, job):
         animation = fill(job.request, filler=options["filler"], x0=options.get("x0"), window=window)
-    except DerivanimError as error:
-        store.failed(job.id, str(error), error.exit_code)
-        return
-    except Exception as error:  # a bug of ours: still one line on the page, not a traceback
-        store.failed(job.id, f"{type(error).__name__}: {error}", 1)
-        return
-    plan = animation.plan
-    shown = {**animation.to_dict(), "name": plan.name, "variable": plan.variable, "f_latex": plan.f_latex,
-             "derivation": [{"rule": line.rule, "latex": line.latex, "note": line.note}
-                            for page in plan.derivation_pages for line in page]}
-    store.filled(job, shown, animation.slots.function, animation.code,
-                 render_key(animation.code, options["quality"], options["format"]))
+        plan = animation.plan
+        shown = {**animation.to_dict(), "name": plan.name, "variable": plan.variable, "f_latex": plan.f_latex,
+                 "derivation": [{"rule": line.rule, "latex": line.latex, "note": line.note}
+                                for page in plan.derivation_pages for line in page]}
+        store.filled(job, shown, animation.slots.function, animation.code,
+                     render_key(animation.code, options["quality"], options["format"]))
 
 
 # --- the render workers --------------------------------------------------------------------------------------------
 
 def render_forever(data: str, render_seconds: float) -> None:
     store = JobStore(data)
-
-    def loop():
-        while True:
-            job = store.claim()
-            if job is None:
-                time.sleep(POLL_SECONDS)
-            else:
-                render_job(store, job, render_seconds)
-
-    _quietly_stoppable(loop)
+    _work_on(store.claim, lambda job: render_job(store, job, render_seconds))
 
 
 def render_job(store: JobStore, job: Job, render_seconds: float) -> None:
@@ -135,24 +134,21 @@ def render_job(store: JobStore, job: Job, render_seconds: float) -> None:
 
     def on_progress(progress: RenderProgress) -> None:
         if progress.step == "rendering":
-            share = 1.0 if fmt == "mp4" else QUALITY_SHARE_OF_RENDER
+            share = 1.0 if fmt == "mp4" else RENDER_SHARE_OF_GIF
             phase = f"phase {progress.phase_number} of {progress.phases}: {progress.phase}" if progress.phase else ""
             overall = share * progress.fraction
         else:
-            phase, overall = progress.step, QUALITY_SHARE_OF_RENDER + (1 - QUALITY_SHARE_OF_RENDER) * progress.fraction
+            phase, overall = progress.step, RENDER_SHARE_OF_GIF + (1 - RENDER_SHARE_OF_GIF) * progress.fraction
         if store.progress(job.id, phase, overall, progress.seconds_left) == "cancelling":
             raise _Cancelled
 
-    try:
-        outputs = write_animation(job.code, folder, slug(job.function), quality=job.options["quality"], fmt=fmt,
-                                  on_progress=on_progress, timeout=render_seconds)
-    except _Cancelled:
-        shutil.rmtree(folder, ignore_errors=True)
-        store.cancelled(job.id)
-    except DerivanimError as error:
-        store.failed(job.id, str(error), error.exit_code)
-    except Exception as error:
-        store.failed(job.id, f"{type(error).__name__}: {error}", 1)
-    else:
+    with _failure_recorded(store, job):
+        try:
+            outputs = write_animation(job.code, folder, slug(job.function), quality=job.options["quality"], fmt=fmt,
+                                      on_progress=on_progress, timeout=render_seconds)
+        except _Cancelled:
+            shutil.rmtree(folder, ignore_errors=True)
+            store.cancelled(job.id)
+            return
         relative = lambda path: path and str(path.relative_to(store.data))  # noqa: E731
         store.done(job.id, relative(outputs.video), relative(outputs.scene), relative(outputs.subtitles))
