@@ -163,6 +163,19 @@ def test_a_restarted_server_renders_the_jobs_it_had_and_cancel_stops_a_render(tm
         assert manim_children(worker.pid) == []
         assert not (tmp_path / "gallery" / store.get(slow).key).exists()  # no half-written video
 
+        stopped = queued_scene(client.app.state.store, steps=401)
+        while client.get(f"/api/animations/{stopped}").json()["progress"] == 0:
+            time.sleep(0.1)
+        manim = manim_children(worker.pid)
+        assert manim
+    # The server stopped (SIGTERM to its workers) in the middle of that render: Manim is stopped with it, nothing
+    # half-written is left, and the job runs again when the server next starts.
+    assert not [pid for pid in manim if Path(f"/proc/{pid}").exists()]
+    assert store.get(stopped).status == "running"
+    folder = tmp_path / "gallery" / store.get(stopped).key
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert store.recover()["requeued"] == 1
+
 
 @pytest.mark.slow
 def test_a_request_to_a_real_480p_render_then_from_the_gallery(served):
@@ -174,6 +187,7 @@ def test_a_request_to_a_real_480p_render_then_from_the_gallery(served):
     assert job["status"] in ("queued", "running") and job["video_url"] is None
     assert job["derivative"] == "2x cos(x^2)" and job["derivative_latex"] == r"2 x \cos{\left(x^{2} \right)}"
     assert [line["rule"] for line in job["derivation"]] == ["chain rule", "power rule"]
+    assert job["filler"] == "auto" and job["filled_by"] == "rules"
     assert time.monotonic() - started < 5
     assert answer.headers["Location"] == job["status_url"] == f"/api/animations/{job['id']}"
 

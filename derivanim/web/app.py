@@ -185,7 +185,7 @@ def described(job: Job) -> dict:
         "progress": job.progress,
         "seconds_left": job.seconds_left,
         "slots": animation.get("slots"),
-        "filler": animation.get("filler"),
+        "filled_by": animation.get("filler"),  # who decided the slots: rules or model ("filler" is what was asked)
         "name": animation.get("name"),
         "variable": animation.get("variable"),
         "f_latex": animation.get("f_latex"),

@@ -6,6 +6,7 @@ const POLL_MS = 300;
 const QUALITY = { l: "480p", m: "720p", h: "1080p" };
 const $ = (id) => document.getElementById(id);
 let current = null;  // the id of the animation shown
+let shown = null;  // and what the API last said of it
 let timer = null;
 
 function typeset(element, latex) {
@@ -34,6 +35,10 @@ async function submit(event) {
     x_max: field(form, "x_max"),
     x0: field(form, "x0"),
   };
+  await post(body);
+}
+
+async function post(body) {
   showError("");
   $("make").disabled = true;
   try {
@@ -76,6 +81,7 @@ async function poll() {
 }
 
 function show(job) {
+  shown = job;
   $("result").dataset.status = job.status;
   $("result").hidden = job.status === "failed";  // its error is said next to the input
   if (job.status === "failed") showError(job.error);
@@ -133,7 +139,7 @@ function showSlots(job) {
   const rows = Object.entries({
     function: slots.function, variable: slots.variable, name: slots.name,
     window: slots.x_min === undefined ? undefined : `[${slots.x_min}, ${slots.x_max}]`, x0: slots.x0,
-    "filled by": job.filler, quality: QUALITY[job.quality], format: job.format?.toUpperCase(),
+    "filled by": job.filled_by, quality: QUALITY[job.quality], format: job.format?.toUpperCase(),
   }).filter(([, value]) => value !== undefined && value !== null).map(([name, value]) => {
     const row = document.createElement("tr");
     const label = document.createElement("td");
@@ -171,6 +177,7 @@ function showVideo(job) {
     if (job[`${kind}_url`]) link.href = job[`${kind}_url`];
   }
   $("video-link").textContent = job.format === "gif" ? "GIF" : "Video (MP4)";
+  $("gif").hidden = job.format === "gif";
   $("from-gallery").hidden = !job.from_gallery;
   if ($("player").dataset.src === job.video_url && $("player").firstChild) return;
   $("player").dataset.src = job.video_url;
@@ -216,6 +223,10 @@ document.addEventListener("DOMContentLoaded", () => {
     chip.addEventListener("click", () => { $("request").value = chip.textContent; $("request").focus(); });
   }
   $("cancel").addEventListener("click", cancel);
+  $("gif").addEventListener("click", () => {  // the same animation as a GIF: its own render (or the gallery's)
+    const { request, quality, filler, x_min, x_max, x0 } = shown;
+    post({ request, quality, filler, x_min, x_max, x0, format: "gif" });
+  });
   $("copy").addEventListener("click", () => navigator.clipboard?.writeText($("command").textContent));
   let searching = null;
   $("search").addEventListener("input", () => { clearTimeout(searching); searching = setTimeout(loadGallery, 200); });
