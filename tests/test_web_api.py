@@ -208,3 +208,21 @@ def test_a_request_to_a_real_480p_render_then_from_the_gallery(served):
 
 def render_key_of(client: TestClient, job_id: str) -> str:
     return client.app.state.store.get(job_id).key
+
+
+def test_prune_removes_the_oldest_gallery_videos_until_the_folder_fits(tmp_path, derivanim):
+    store = JobStore(tmp_path)
+    jobs = []
+    for number in range(3):  # three rendered videos of 1 MB each, oldest first
+        job_id = queued_scene(store, steps=number + 1, request=f"video {number}")
+        job = store.claim()
+        video = tmp_path / "gallery" / job.key / "fake.mp4"
+        video.parent.mkdir(parents=True)
+        video.write_bytes(b"\0" * 1_000_000)
+        store.done(job_id, str(video.relative_to(tmp_path)), str(video.with_suffix(".py").relative_to(tmp_path)), None)
+        jobs.append(job_id)
+    result = derivanim("serve", "--data", str(tmp_path), "--prune", "2.5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("removed 1 gallery videos;")
+    assert store.get(jobs[0]) is None and store.get(jobs[1]).status == "done"
+    assert [job.request for job in store.gallery()] == ["video 2", "video 1"]
