@@ -140,7 +140,7 @@ def test_invalid_input_is_422_with_the_clis_message(served):
     assert served.get("/api/animations").json() == {"animations": []}  # nothing queued
 
 
-def test_a_restarted_server_renders_the_jobs_it_had_and_cancel_stops_a_render(tmp_path):
+def test_a_restarted_server_renders_the_jobs_it_had(tmp_path):
     store = JobStore(tmp_path)
     interrupted = queued_scene(store, steps=2, request="was running")
     store.claim()
@@ -152,21 +152,27 @@ def test_a_restarted_server_renders_the_jobs_it_had_and_cancel_stops_a_render(tm
             assert job["status"] == "done", job["error"]
             assert client.get(job["video_url"]).content[4:8] == b"ftyp"  # an MP4
 
-        slow = queued_scene(client.app.state.store, steps=400)
-        job = wait_for(client, slow, ("running",), 60)
-        while job["progress"] == 0:  # Manim has started and reports each animation
-            job = client.get(f"/api/animations/{slow}").json()
-            time.sleep(0.1)
-        assert client.delete(f"/api/animations/{slow}").json()["status"] == "cancelling"
-        job = wait_for(client, slow, ("cancelled",), 30)
-        worker = next(process for process in client.app.state.processes if "render" in process.name)
-        assert manim_children(worker.pid) == []
-        assert not (tmp_path / "gallery" / store.get(slow).key).exists()  # no half-written video
 
-        stopped = queued_scene(client.app.state.store, steps=401)
-        while client.get(f"/api/animations/{stopped}").json()["progress"] == 0:
-            time.sleep(0.1)
-        manim = manim_children(worker.pid)
+def rendering(client: TestClient, steps: int) -> tuple[str, list[int]]:
+    """A fake-slow job, once Manim renders it and reports its animations; with the worker's Manim processes."""
+    job_id = queued_scene(client.app.state.store, steps=steps)
+    while client.get(f"/api/animations/{job_id}").json()["progress"] == 0:
+        time.sleep(0.1)
+    worker = next(process for process in client.app.state.processes if "render" in process.name)
+    return job_id, manim_children(worker.pid)
+
+
+def test_cancel_stops_a_render_and_so_does_stopping_the_server(tmp_path):
+    store = JobStore(tmp_path)
+    with TestClient(create_app(tmp_path)) as client:
+        cancelled, manim = rendering(client, steps=400)
+        assert manim
+        assert client.delete(f"/api/animations/{cancelled}").json()["status"] == "cancelling"
+        wait_for(client, cancelled, ("cancelled",), 30)
+        assert not [pid for pid in manim if Path(f"/proc/{pid}").exists()]
+        assert not (tmp_path / "gallery" / store.get(cancelled).key).exists()  # no half-written video
+
+        stopped, manim = rendering(client, steps=401)
         assert manim
     # The server stopped (SIGTERM to its workers) in the middle of that render: Manim is stopped with it, nothing
     # half-written is left, and the job runs again when the server next starts.
