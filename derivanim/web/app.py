@@ -58,6 +58,8 @@ class AnimationRequest(BaseModel):
 
 
 class _Refused(Exception):
+    """An answer other than 2xx, with its one-line message."""
+
     def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.headers = status, headers
