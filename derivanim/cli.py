@@ -372,7 +372,7 @@ def _eval(args) -> int:
         dataset=Path(args.dataset) if args.dataset else None, limit=args.limit, render=args.render,
         out=Path(args.out), slots_adapter=Path(args.slots_adapter) if args.slots_adapter else None,
         freeform_adapter=Path(args.freeform_adapter) if args.freeform_adapter else None,
-        base_model=args.base_model, scene_timeout=args.scene_timeout, baseline_batch=args.baseline_batch,
+        baseline_scenes=Path(args.baseline_scenes) if args.baseline_scenes else None, base_model=args.base_model, scene_timeout=args.scene_timeout, baseline_batch=args.baseline_batch,
         command=args.command_line, cluster=_cluster(args),
     )
     with stderr.status("evaluating ...") as status:
@@ -540,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--out", default="reports/eval", help="report folder (default: reports/eval)")
     evaluation.add_argument("--slots-adapter", help="slots adapter for 'template' (default: the shipped one)")
     evaluation.add_argument("--freeform-adapter", help="free-form adapter for 'baseline'")
+    evaluation.add_argument("--baseline-scenes", metavar="JSONL",
+                            help="the baseline's scenes generated elsewhere, e.g. on a GPU (scripts/paper_on_gpu.py)")
     evaluation.add_argument("--base-model", default=None, help="base model of the adapters (default: as recorded)")
     evaluation.add_argument("--scene-timeout", type=float, default=120.0, help="seconds a scene may run (default 120)")
     evaluation.add_argument("--baseline-batch", type=int, default=16,

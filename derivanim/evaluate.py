@@ -20,7 +20,7 @@ import numpy as np
 
 from derivanim import __version__
 from derivanim.api import shipped_slots_adapter
-from derivanim.baseline import PAPER_MAX_NEW_TOKENS
+from derivanim.baseline import PAPER_MAX_NEW_TOKENS, SceneGeneration
 from derivanim.calculus import evaluator, simplest
 from derivanim.catalog import LEVELS
 from derivanim.corpus import Row, load_corpus
@@ -48,6 +48,7 @@ class EvalConfig:
     base_model: str | None = None
     scene_timeout: float = 120.0
     baseline_batch: int = 16  # free-form generations decoded together (greedy; left padding)
+    baseline_scenes: Path | None = None  # the baseline's scenes generated elsewhere (scripts/paper_on_gpu.py), as JSONL
     command: str = ""  # the command that asked for the report, as its caller gives it (the CLI: its own command line)
     cluster: RayCluster | None = None  # where the scenes run: None for this machine, or a Ray cluster
 
@@ -121,14 +122,17 @@ def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
 
 
 def produce_baseline(rows: list[Row], config: EvalConfig) -> list[Case]:
-    """The free-form model's scenes for all rows, generated in batches (see baseline.generate_scenes)."""
+    """The free-form model's scenes for all rows, generated in batches (see baseline.generate_scenes), or read from
+    config.baseline_scenes."""
     from derivanim.baseline import generate_scenes
 
     cases = [Case(index=i, system="baseline", request=row.instruction, function=row.function, level=row.level)
              for i, row in enumerate(rows)]
     try:
-        generated = generate_scenes([row.instruction for row in rows], config.freeform_adapter,
-                                    base_model=config.base_model, batch_size=config.baseline_batch)
+        generated = (generated_scenes(config.baseline_scenes, [row.instruction for row in rows])
+                     if config.baseline_scenes is not None else
+                     generate_scenes([row.instruction for row in rows], config.freeform_adapter,
+                                     base_model=config.base_model, batch_size=config.baseline_batch))
     except DerivanimError as error:
         for case in cases:
             case.error = f"{type(error).__name__}: {error}"
@@ -137,6 +141,21 @@ def produce_baseline(rows: list[Row], config: EvalConfig) -> list[Case]:
         case.code, case.tokens, case.seconds = scene.text, scene.tokens, scene.seconds
         case.findings["finished"] = scene.finished  # EOS before max_new_tokens
     return cases
+
+
+def generated_scenes(path: Path, requests: list[str]) -> list[SceneGeneration]:
+    """The scenes of `requests`, in their order, from a JSONL file of generations (request, text, tokens, seconds,
+    finished, model), such as scripts/paper_on_gpu.py writes on a GPU machine."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        found = {record["request"]: SceneGeneration(**record) for record in map(json.loads, filter(None, lines))}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InvalidInput(f"cannot read the baseline's scenes from {path}: {error}") from None
+    missing = [request for request in requests if request not in found]
+    if missing:
+        raise InvalidInput(f"{path} has no scene for {len(missing)} of the {len(requests)} requests "
+                           f"(the first: {missing[0]!r})")
+    return [found[request] for request in requests]
 
 
 def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Path) -> None:
@@ -229,6 +248,9 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
            if "baseline" in config.systems else {}),
         "adapters": {name: _adapter_record(path) for name, path in
                      (("slots", config.slots_adapter), ("freeform", config.freeform_adapter)) if path is not None},
+        **({"baseline_scenes": {"path": str(config.baseline_scenes),
+                                "sha256": hashlib.sha256(Path(config.baseline_scenes).read_bytes()).hexdigest()}}
+           if config.baseline_scenes is not None else {}),
         "systems": systems,
     }
 

@@ -67,3 +67,33 @@ def test_a_missing_dataset_is_invalid_input(tmp_path, derivanim):
                      "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 2
     assert "no dataset" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_baseline_scenes_can_come_from_a_file_made_elsewhere(tmp_path, derivanim):
+    """scripts/paper_on_gpu.py generates the baseline's scenes on a GPU; eval reads them by request, in its order."""
+    from derivanim.corpus import load_corpus
+
+    rows = load_corpus(None, split="test")[:2]
+    code = rows[0].code  # the corpus's own scene for the first request
+    records = [{"request": row.instruction, "text": code if i == 0 else "not python (", "tokens": 9, "seconds": 1.0,
+                "finished": True, "model": "a GPU run"} for i, row in reversed(list(enumerate(rows)))]
+    scenes = tmp_path / "scenes.jsonl"
+    scenes.write_text("".join(json.dumps(record) + "\n" for record in records))
+    out = tmp_path / "report"
+    done = derivanim("eval", "--systems", "baseline", "--limit", "2", "--baseline-scenes", str(scenes),
+                     "--out", str(out), cwd=Path.cwd(), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [sample["request"] for sample in samples] == [row.instruction for row in rows]
+    assert samples[0]["code"] == code and samples[1]["code"] == "not python ("
+    assert samples[1]["metrics"]["valid_syntax"] is False
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline_scenes"]["path"] == str(scenes)
+
+    records.pop()  # the first request's scene is gone
+    scenes.write_text("".join(json.dumps(record) + "\n" for record in records))
+    done = derivanim("eval", "--systems", "baseline", "--limit", "2", "--baseline-scenes", str(scenes),
+                     "--out", str(tmp_path / "r2"), cwd=Path.cwd())
+    assert done.returncode == 0  # each case records the error; the report is still written
+    samples = [json.loads(line) for line in (tmp_path / "r2" / "samples.jsonl").read_text().splitlines()]
+    assert all("has no scene for 1 of the 2 requests" in sample["error"] for sample in samples)
