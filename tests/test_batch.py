@@ -16,7 +16,8 @@ import pytest
 
 from derivanim.api import fill
 from derivanim.batch import MANIFEST, BatchOptions, read_requests, run_batch
-from derivanim.execute import Job, RayCluster, run_jobs
+from derivanim.execute import Job, RayCluster, dry_run_reports, run_jobs
+from test_execute import FINE, RAISES  # pytest puts tests/ on sys.path
 
 REQUESTS = """# the batch of tests/test_batch.py and tests/test_batch_ray.py
 x^2
@@ -193,6 +194,23 @@ def test_on_a_ray_cluster_the_batch_gives_the_same_manifest_and_videos(local_bat
             assert (tmp_path / "out" / record["subtitles"]).read_text() == \
                    (local_batch / "out" / record["subtitles"]).read_text()
     assert not [path.name for path in (tmp_path / "out").iterdir() if path.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_dry_runs_and_a_failed_render_on_ray_report_as_they_do_here(ray_cluster, tmp_path):
+    codes = {"fine": FINE, "raises": RAISES}
+    on_ray = dict(dry_run_reports(codes, timeout=60, cluster=ray_cluster))
+
+    def without_traceback(reports):  # which names the scene's temporary file
+        return {key: {name: value for name, value in report.items() if name != "traceback"}
+                for key, report in reports.items()}
+
+    assert without_traceback(on_ray) == without_traceback(dict(dry_run_reports(codes, timeout=60)))
+    assert on_ray["fine"]["phase_names"] == ["show_square"] and "broke on purpose" in on_ray["raises"]["error"]
+    [broken] = run_jobs([Job(RAISES, mode="render", quality="l", output=tmp_path / "broken.mp4")], cluster=ray_cluster)
+    assert broken.error == "Manim failed: RuntimeError: the scene broke on purpose"
+    assert broken.log == tmp_path / "broken.render.log" and "Traceback" in broken.log.read_text()  # sent back
+    assert [path.name for path in tmp_path.iterdir()] == ["broken.render.log"]
 
 
 def manim_workers_in(folder: Path) -> dict[int, int]:
