@@ -177,9 +177,9 @@ def measure(cases: list[Case], rows: list[Row], config: EvalConfig, scratch: Pat
         if id(case) in scenes:
             report = reports[scenes[id(case)]]
             case.metrics.update(runtime_metrics(report, truth))
-            case.findings = {"error": report.get("error"), "layout": [
+            case.findings.update({"error": report.get("error"), "layout": [
                 {k: phase[k] for k in ("name", "outside_frame", "text_overlaps")} for phase in report.get("phases", [])
-                if phase["outside_frame"] or phase["text_overlaps"]], "missing_curves": missing_curves(report)}
+                if phase["outside_frame"] or phase["text_overlaps"]], "missing_curves": missing_curves(report)})
         else:  # nothing ran: every run-time row fails
             case.metrics.update(runtime_metrics(blank_report(error=case.error or "no code that parses"), truth))
     executable = {scenes[id(case)] for case in cases if case.metrics["executable"]}
