@@ -166,6 +166,7 @@ def run_batch(requests: Path | str, options: BatchOptions = BatchOptions(),
     for record in settled:
         if record["status"] == "failed":
             report(tally.progress(), record)
+    report(tally.progress(), None)
     heads = [group[0] for group in todo.values()]
     jobs = [Job(head.animation.code, mode="render", quality=head.quality, fmt=head.fmt, timeout=options.timeout,
                 output=folder / f"{head.stem}.{head.fmt}", jobs=options.jobs) for head in heads]
