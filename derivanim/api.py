@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from derivanim.rules_filler import rules_slots
 from derivanim.slots import REFUSALS, Slots
 from derivanim.template import write_scene
 from derivanim.verify import verify
+
+if TYPE_CHECKING:
+    from derivanim.model_filler import ModelFill
 
 Filler = Literal["auto", "rules", "model"]
 EDGE = 0.1  # share of the window at either end where a user's x0 makes fill() widen the window
@@ -133,7 +136,14 @@ def shipped_slots_adapter() -> Path | None:
         return None
 
 
-def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun]:
+def model_slots(text: str, adapter: Path | str | Literal[False] | None = None,
+                base_model: str | None = None) -> "ModelFill":
+    """The model filler's decision for `text` as fill() asks for it: constrained decoding of function, variable and
+    name, the window and x0 from teaching_numbers, or a refusal (then its slots are None).
+
+    adapter: a slots adapter folder; None: the shipped one; False: none, the base model alone (untuned: what
+    fine-tuning adds, measured by `derivanim eval --systems template-untuned`). base_model: default: the adapter's.
+    """
     try:
         from derivanim.model_filler import fill_slots  # the model stack loads only when asked for
     except ImportError as error:
@@ -141,15 +151,23 @@ def _model_slots(text: str, adapter: Path | str | None) -> tuple[Slots, ModelRun
             f"the model filler is not available ({error}); for a bare function use filler='rules' (--filler rules)"
         ) from None
 
-    adapter = adapter or shipped_slots_adapter()
     if adapter is None:
-        raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
-                               "or for a bare function use filler='rules' (--filler rules)")
-    result = fill_slots(text, adapter_dir=adapter, numbers=teaching_numbers)
-    if result.slots is None:
-        raise no_function(result.refusal)
-    return result.slots, ModelRun(emitted=result.emitted, tokens=result.tokens, forward_passes=result.forward_passes,
-                                  seconds=result.seconds)
+        adapter = shipped_slots_adapter()
+        if adapter is None:
+            raise ModelUnavailable("no slots adapter is installed; train one with `derivanim train --task slots`, "
+                                   "or for a bare function use filler='rules' (--filler rules)")
+    return fill_slots(text, adapter_dir=adapter or None, base_model=base_model, numbers=teaching_numbers)
+
+
+def model_animation(text: str, filled: "ModelFill", chosen: Settings | None = None) -> Animation:
+    """What fill() makes of the model filler's decision: NoFunction for a refusal; else its slots with the window and
+    x0 of `chosen` (fill()'s own arguments) or, failing those, of the request, verified and built."""
+    if filled.slots is None:
+        raise no_function(filled.refusal)
+    slots = _with_settings(filled.slots, chosen or Settings(), find_settings(text, filled.slots.variable), None)
+    run = ModelRun(emitted=filled.emitted, tokens=filled.tokens, forward_passes=filled.forward_passes,
+                   seconds=filled.seconds)
+    return build_animation(text, "model", slots, run)
 
 
 def no_function(reason: str) -> NoFunction:
@@ -207,14 +225,15 @@ def _with_settings(slots: Slots, chosen: Settings, written: Settings, variable: 
     return slots.model_copy(update=update)
 
 
-def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None,
-         x0: float | None = None, window: tuple[float, float] | None = None) -> Animation:
+def fill(text: str, filler: Filler = "auto", adapter: Path | str | Literal[False] | None = None,
+         x0: float | None = None, window: tuple[float, float] | None = None, base_model: str | None = None) -> Animation:
     """Turn a function ('sin(x^2)'), a phrasing around one ('derivative of x^2 on [-2, 2] at x = 1') or a request
     in words into a verified animation.
 
     filler="rules" decides the slots with SymPy alone (the text must be a function or a phrasing the request
-    grammar reads); "model" asks the fine-tuned model (`adapter`, default: the shipped slots adapter); "auto" uses
-    rules for what the request grammar reads and the model for sentences.
+    grammar reads); "model" asks the fine-tuned model (`adapter`, default: the shipped slots adapter; False: the base
+    model alone; `base_model`, default: the adapter's); "auto" uses rules for what the request grammar reads and the
+    model for sentences.
     `x0` (where the tangent starts) and `window` ((x_min, x_max)) replace the filler's choices and any the request
     writes ("at x = 3", "on [-2, 2]"); verification checks them like any slot and records what it had to repair.
     Raises InvalidInput for text or values derivanim cannot use.
@@ -234,15 +253,12 @@ def fill(text: str, filler: Filler = "auto", adapter: Path | str | None = None,
         if request is None and not looks_like_words(text):
             refuse(text)
         filler = "model" if request is None else "rules"
-    model_run = None
-    if filler == "rules":
-        if request is None:
-            refuse(text)
-        slots = _with_settings(rules_slots(request.function), chosen, request.settings, request.variable)
-    else:
-        slots, model_run = _model_slots(text, adapter)
-        slots = _with_settings(slots, chosen, find_settings(text, slots.variable), None)
-    return build_animation(text, filler, slots, model_run)
+    if filler == "model":
+        return model_animation(text, model_slots(text, adapter, base_model), chosen)
+    if request is None:
+        refuse(text)
+    return build_animation(text, "rules", _with_settings(rules_slots(request.function), chosen, request.settings,
+                                                         request.variable))
 
 
 def written_in(function: str, request: str) -> bool:

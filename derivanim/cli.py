@@ -530,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EVAL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluation.add_argument("--systems", default="template,template-rules",
-                            help="comma-separated: baseline, template, template-rules, reference")
+                            help="comma-separated: baseline, template, template-untuned (the base model, no adapter), "
+                                 "template-unconstrained (no grammar), template-rules, reference")
     evaluation.add_argument("--split", default="test", choices=["train", "val", "test"])
     evaluation.add_argument("--dataset", help="corpus folder or .jsonl, or the original DerivativeAnimator folder "
                                               "(default: data/corpus)")

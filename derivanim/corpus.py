@@ -537,6 +537,13 @@ def load_corpus(path: Path | str | None = None, split: str | None = None) -> lis
     return [row for row in rows if split is None or row.split == split]
 
 
+def unseen_paraphrases(paraphrases: Path | str, split: str = "test") -> list[Row]:
+    """The paraphrase corpus's `split` rows whose instruction format the committed corpus's test split never uses:
+    requests in phrasings the paper-instruction test does not show (scripts/benchmark_model.py, learning_curve.py)."""
+    paper_formats = {row.instruction_format for row in load_corpus(None, split="test")}
+    return [row for row in load_corpus(paraphrases, split=split) if row.instruction_format not in paper_formats]
+
+
 def _original_format(instruction: str, function: str) -> str:
     return next((fmt for fmt in PAPER_FORMATS if fmt.format(f=function) == instruction), "other")
 

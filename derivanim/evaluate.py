@@ -1,8 +1,11 @@
 """`derivanim eval`: every system writes a scene for every test request; the scenes are parsed and run.
 
-Systems: `baseline` (the free-form model writes the whole scene), `template` (the model fills the slots,
-SymPy verifies, the template writes the scene), `template-rules` (SymPy fills the slots from the true
-function: the upper bound of the template route), `reference` (the dataset's own code, where it has any).
+Systems: `baseline` (the free-form model writes the whole scene), `template` (the model fills the slots as
+derivanim.fill does for users, SymPy verifies, the template writes the scene), and its ablations `template-untuned`
+(the base model without the slots adapter, constrained: what fine-tuning adds) and `template-unconstrained` (the
+slots adapter with plain greedy decoding, no grammar: what the constraint adds), `template-rules` (SymPy fills the
+slots from the true function: the upper bound of the template route), `reference` (the dataset's own code, where it
+has any).
 Every number in the report is traceable to its case in samples.jsonl.
 """
 
@@ -30,9 +33,10 @@ from derivanim.execute import Job, RayCluster, dry_run_reports, run_jobs
 from derivanim.grammar import ParsedFunction, parse_function
 from derivanim.metrics import (DEFINITIONS, STRUCTURE_FREE, TABLE, missing_curves, runtime_metrics, static_metrics,
                                usable, usable_any_structure)
-from derivanim.model import package_versions
+from derivanim.model import adapter_info, package_versions
 
-SYSTEMS = ("baseline", "template", "template-rules", "reference")
+SYSTEMS = ("baseline", "template", "template-untuned", "template-unconstrained", "template-rules", "reference")
+MODEL_SYSTEMS = ("template", "template-untuned", "template-unconstrained")  # the model fills the slots
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ class Case:
     slots: dict | None = None
     repairs: list[str] = field(default_factory=list)
     slots_correct: bool | None = None
+    emitted: str | None = None  # the model's slots response, as it wrote it
+    valid_json: bool | None = None  # ... is a JSON object
+    function_parses: bool | None = None  # ... whose function the project's grammar reads (a refusal: False)
+    refusal: str | None = None  # the model's reason for finding no function (slots.REFUSALS)
     metrics: dict = field(default_factory=dict)
     findings: dict = field(default_factory=dict)
 
@@ -84,6 +92,11 @@ def same_function(candidate: ParsedFunction, truth: ParsedFunction) -> bool:
     return bool(np.allclose(a[finite], b[finite], rtol=1e-6, atol=1e-9, equal_nan=False))
 
 
+def is_intended(function: str, row: Row) -> bool:
+    """Whether a filler's function is the one `row` asks for (same_function)."""
+    return same_function(parse_function(function), parse_function(row.slots.function, variable=row.slots.variable))
+
+
 def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
     """Ask one system for the scene of one request."""
     from derivanim.api import fill
@@ -97,28 +110,61 @@ def produce(system: str, row: Row, config: EvalConfig, index: int) -> Case:
         elif system == "template-rules":
             animation = fill(row.slots.function, filler="rules")
             case.code, case.slots, case.repairs = animation.code, animation.slots.model_dump(), list(animation.repairs)
-        elif system == "template":
-            from derivanim.api import Animation, build_animation, no_function
-            from derivanim.model_filler import fill_slots
+        elif system in MODEL_SYSTEMS:
+            from derivanim.api import model_animation
 
-            filled = fill_slots(row.instruction, adapter_dir=config.slots_adapter, base_model=config.base_model)
-            case.tokens, case.seconds = filled.tokens, filled.seconds
-            if filled.slots is None:
-                raise no_function(filled.refusal)
-            case.slots = filled.slots.model_dump(mode="json")
-            animation: Animation = build_animation(row.instruction, "model", filled.slots)
+            filled = model_fill(system, row.instruction, config, case)
+            case.refusal = filled.refusal
+            animation = model_animation(row.instruction, filled)
             case.code, case.repairs = animation.code, list(animation.repairs)
-            truth = parse_function(row.slots.function, variable=row.slots.variable)
-            case.slots_correct = same_function(parse_function(animation.slots.function), truth)
+            case.slots = animation.slots.model_dump(mode="json")
+            case.slots_correct = is_intended(animation.slots.function, row)
         else:
             raise ValueError(f"unknown system {system!r}")
     except (DerivanimError, ValueError) as error:
         case.error = f"{type(error).__name__}: {error}"
-        if system == "template" and case.slots_correct is None:
+        if system in MODEL_SYSTEMS and case.slots_correct is None:
             case.slots_correct = False
     if case.seconds is None:
         case.seconds = time.perf_counter() - started
     return case
+
+
+def model_fill(system: str, request: str, config: EvalConfig, case: Case):
+    """The model's slots for one request (a model_filler.ModelFill), as `system` decodes them; its tokens, seconds and
+    the response's validity go into `case` before the response is read (an unreadable one raises InvalidInput)."""
+    from derivanim.api import model_slots, teaching_numbers
+    from derivanim.model_filler import greedy_unconstrained, read_response
+
+    if system == "template-unconstrained":
+        emitted, tokens, seconds, model = greedy_unconstrained(request, config.slots_adapter, config.base_model)
+        case.tokens, case.seconds, case.emitted = tokens, seconds, emitted
+        case.valid_json, case.function_parses = response_validity(emitted)
+        return read_response(request, emitted, teaching_numbers, tokens=tokens, forward_passes=tokens,
+                             seconds=seconds, model=model)
+    if system == "template":
+        filled = model_slots(request, config.slots_adapter, config.base_model)
+    else:  # the base model the adapter was trained on, without it
+        filled = model_slots(request, False, config.base_model or adapter_info(config.slots_adapter)["base_model"])
+    case.tokens, case.seconds, case.emitted = filled.tokens, filled.seconds, filled.emitted
+    case.valid_json, case.function_parses = response_validity(filled.emitted)
+    return filled
+
+
+def response_validity(emitted: str) -> tuple[bool, bool]:
+    """(a JSON object, with a function the project's grammar reads) for a model's slots response; a refusal has no
+    function."""
+    try:
+        chosen = json.loads(emitted)
+    except ValueError:
+        return False, False
+    if not isinstance(chosen, dict) or not isinstance(chosen.get("function"), str):
+        return isinstance(chosen, dict), False
+    try:
+        parse_function(chosen["function"])
+    except InvalidInput:
+        return True, False
+    return True, True
 
 
 def produce_baseline(rows: list[Row], config: EvalConfig) -> list[Case]:
@@ -230,8 +276,11 @@ def summarize(cases: list[Case], config: EvalConfig, dataset: dict) -> dict:
         if system.startswith("template"):
             entry["repairs_per_request"] = statistics.fmean(len(c.repairs) for c in mine) if mine else None
             entry["requests_repaired"] = sum(bool(c.repairs) for c in mine)
-        if system == "template":
+        if system in MODEL_SYSTEMS:
             entry["slot_accuracy"] = _rate([c.slots_correct for c in mine])
+            entry["valid_json"] = _rate([c.valid_json for c in mine])
+            entry["function_parses"] = _rate([c.function_parses for c in mine])
+            entry["refusals"] = sum(c.refusal is not None for c in mine)
         if system == "baseline":
             entry["finished"] = _rate([c.findings.get("finished") for c in mine])  # EOS before max_new_tokens
         entry["errors"] = sum(c.error is not None for c in mine)
@@ -286,9 +335,14 @@ def table_markdown(summary: dict) -> str:
     if "baseline" in summary["systems"]:
         lines.append(f"| Finished (EOS within {PAPER_MAX_NEW_TOKENS:,} tokens) | " + " | ".join(
             _cell(summary["systems"][s]["finished"]) if s == "baseline" else "—" for s in systems) + " |")
-    if "template" in summary["systems"]:
-        lines.append("| Slot accuracy (intended function) | " + " | ".join(
-            _cell(summary["systems"][s]["slot_accuracy"]) if s == "template" else "—" for s in systems) + " |")
+    if any(s in MODEL_SYSTEMS for s in systems):
+        for key, title in (("valid_json", "Valid JSON (model's slots response)"),
+                           ("function_parses", "Function parses (project grammar)"),
+                           ("slot_accuracy", "Slot accuracy (intended function)")):
+            lines.append(f"| {title} | " + " | ".join(
+                _cell(summary["systems"][s][key]) if s in MODEL_SYSTEMS else "—" for s in systems) + " |")
+        lines.append("| Refusals | " + " | ".join(
+            str(summary["systems"][s]["refusals"]) if s in MODEL_SYSTEMS else "—" for s in systems) + " |")
     for level in LEVELS:
         lines.append(f"| Usable, {level} | " + " | ".join(_cell(summary["systems"][s]["by_level"][level]) for s in systems) + " |")
     return "\n".join(lines) + "\n"
@@ -370,7 +424,7 @@ def run_eval(config: EvalConfig, on_progress=None) -> dict:
         raise InvalidInput("--baseline-batch must be at least 1")
     if config.dataset is not None and not Path(config.dataset).exists():
         raise InvalidInput(f"no dataset at {config.dataset}")
-    if "template" in config.systems and config.slots_adapter is None:
+    if any(s in MODEL_SYSTEMS for s in config.systems) and config.slots_adapter is None:
         config = dataclasses.replace(config, slots_adapter=shipped_slots_adapter())
     rows = load_corpus(config.dataset, split=config.split)
     if config.limit is not None:

@@ -592,19 +592,58 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
             tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), opened,
             RequestLookup(tokenizer, request) if draft else None)
     seconds = time.perf_counter() - started
-    emitted = tokenizer.decode(generated, skip_special_tokens=True)
-    slots, refusal = None, None
+    return read_response(request, tokenizer.decode(generated, skip_special_tokens=True), numbers,
+                         tokens=len(generated), forward_passes=passes + 1, seconds=seconds,
+                         model=decoder.description, refusal_share=share)
+
+
+def read_response(request: str, emitted: str, numbers: Callable[[str], tuple[float, float, float]] | None = None,
+                  **measures) -> ModelFill:
+    """The ModelFill of a slots response: its refusal, or its slots, with `numbers`' window and x0 in place of any it
+    writes. `measures`: ModelFill's tokens, forward_passes, seconds, model (and refusal_share).
+    Raises InvalidInput when the response is not valid slots (constrained decoding rules that out; plain decoding,
+    greedy_unconstrained, does not)."""
     try:
         chosen = json.loads(emitted)
+        if not isinstance(chosen, dict):
+            raise ValueError("not a JSON object")
         if chosen.get("function") is None:
-            refusal = chosen["reason"]
-        elif numbers is None:
-            slots = Slots.model_validate(chosen)
-        else:
-            slots = Slots(**chosen, **dict(zip(("x_min", "x_max", "x0"), numbers(chosen["function"]))))
-    except json.JSONDecodeError:
-        raise InvalidInput(f"the model's output is not valid slots (it ends too early): {emitted[:200]!r}") from None
+            if chosen.get("reason") not in REFUSALS:
+                raise ValueError(f"a refusal's reason is one of {', '.join(REFUSALS)}")
+            return ModelFill(request=request, emitted=emitted, slots=None, refusal=chosen["reason"], **measures)
+        if numbers is not None:
+            if not isinstance(chosen["function"], str):
+                raise ValueError("the function is not a string")
+            chosen = {**chosen, **dict(zip(("x_min", "x_max", "x0"), numbers(chosen["function"])))}
+        slots = Slots.model_validate(chosen)
     except ValidationError as error:
         raise InvalidInput(f"the model's output is not valid slots ({error.errors()[0]['msg']}): {emitted[:200]!r}") from None
-    return ModelFill(request=request, emitted=emitted, slots=slots, refusal=refusal, tokens=len(generated),
-                     forward_passes=passes + 1, seconds=seconds, model=decoder.description, refusal_share=share)
+    except ValueError as error:  # json.JSONDecodeError too
+        raise InvalidInput(f"the model's output is not valid slots ({error}): {emitted[:200]!r}") from None
+    return ModelFill(request=request, emitted=emitted, slots=slots, **measures)
+
+
+UNCONSTRAINED_MAX_NEW_TOKENS = 64  # twice a typical slots response (~30 tokens)
+
+
+def greedy_unconstrained(request: str, adapter_dir: str | Path | None, base_model: str | None = None,
+                         max_new_tokens: int = UNCONSTRAINED_MAX_NEW_TOKENS) -> tuple[str, int, float, str]:
+    """Plain greedy decoding of the slots response, no grammar: what constrained decoding is measured against
+    (`derivanim eval --systems template-unconstrained`). The same model and prompt as fill_slots; read the text with
+    read_response. Returns (emitted text, tokens generated, seconds, model)."""
+    import torch
+
+    adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
+    with torch_threads(slot_threads()):
+        decoder = _slots_decoder(base_model, adapter, False)
+        model, tokenizer = decoder.model, decoder.tokenizer
+        ids = prompt_ids(tokenizer, "slots", request)
+        started = time.perf_counter()
+        with torch.no_grad():
+            output = model.generate(torch.tensor([ids], device=model.device), attention_mask=torch.ones(1, len(ids),
+                                    dtype=torch.long, device=model.device), max_new_tokens=max_new_tokens,
+                                    do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+        seconds = time.perf_counter() - started
+    generated = output[0, len(ids):].tolist()
+    return tokenizer.decode(generated, skip_special_tokens=True), len(generated), seconds, decoder.description

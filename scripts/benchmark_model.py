@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from derivanim.api import shipped_slots_adapter, teaching_numbers
-from derivanim.corpus import load_corpus
+from derivanim.corpus import load_corpus, unseen_paraphrases
 from derivanim.errors import InvalidInput
 from derivanim.evaluate import same_function
 from derivanim.grammar import parse_function
@@ -88,11 +88,9 @@ def held_out(path: str) -> list[tuple[str, str | None]]:
 def request_sets(args) -> dict[str, list[tuple[str, str | None]]]:
     test = load_corpus(None, split="test")
     sets = {"test (paper instructions)": [(row.instruction, row.slots.function) for row in test]}
-    paper_formats = {row.instruction_format for row in test}
     if Path(args.paraphrase).exists():
         sets["test (paraphrases, unseen)"] = [(row.instruction, row.slots.function)
-                                              for row in load_corpus(args.paraphrase, split="test")
-                                              if row.instruction_format not in paper_formats]
+                                              for row in unseen_paraphrases(args.paraphrase)]
     sets["novel phrasings (hand-written)"] = list(NOVEL)
     words = Path(args.slots_corpus) / "test.jsonl"
     if words.exists():

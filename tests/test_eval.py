@@ -10,7 +10,7 @@ from derivanim.train import train
 
 from tiny_model import corpus_rows
 
-SYSTEMS = "baseline,template,template-rules,reference"
+SYSTEMS = "baseline,template,template-untuned,template-unconstrained,template-rules,reference"
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,10 @@ def test_the_summary_records_provenance_and_the_upper_bound_is_usable(report):
     # A tiny random model writes no usable scene free-form; its constrained slots still give valid JSON.
     assert systems["baseline"]["usable"]["passed"] == 0
     assert systems["template"]["tokens_mean"] > 0 and systems["template"]["slot_accuracy"]["of"] == 2
+    # Constrained decoding gives valid JSON whatever the weights, measured on each response.
+    for system in ("template", "template-untuned"):
+        assert systems[system]["valid_json"] == {"passed": 2, "of": 2, "rate": 1.0}
+    assert systems["template-unconstrained"]["valid_json"]["of"] == 2
     table = (out / "summary.md").read_text()
     assert "| Usable animation" in table or "**Usable animation**" in table
 
@@ -97,3 +101,51 @@ def test_the_baseline_scenes_can_come_from_a_file_made_elsewhere(tmp_path, deriv
     assert done.returncode == 0  # each case records the error; the report is still written
     samples = [json.loads(line) for line in (tmp_path / "r2" / "samples.jsonl").read_text().splitlines()]
     assert all("has no scene for 1 of the 2 requests" in sample["error"] for sample in samples)
+
+
+def test_the_validity_of_a_slots_response_is_measured_not_assumed():
+    from derivanim.evaluate import response_validity
+
+    assert response_validity('{"function":"x^2*sin(x)","variable":"x","name":"f"}') == (True, True)
+    assert response_validity('{"function":"x^^2","variable":"x"}') == (True, False)  # JSON, but no function
+    assert response_validity('{"function":null,"reason":"code"}') == (True, False)  # a refusal has no function
+    assert response_validity('{"function":"x^2","variable":"x"') == (False, False)  # cut off
+    assert response_validity('x^2 is the function') == (False, False)
+    assert response_validity('["x^2"]') == (False, False)
+
+
+def test_an_unconstrained_response_is_read_like_a_constrained_one():
+    """The same window and x0 as the constrained route (the teaching numbers), whatever numbers the model wrote."""
+    from derivanim.api import teaching_numbers
+    from derivanim.errors import InvalidInput
+    from derivanim.model_filler import read_response
+
+    measures = {"tokens": 30, "forward_passes": 30, "seconds": 0.1, "model": "m"}
+    filled = read_response("derivative of x^3", '{"function":"x^3","variable":"x","name":"f","x_min":-100,'
+                           '"x_max":100,"x0":0}', teaching_numbers, **measures)
+    assert (filled.slots.x_min, filled.slots.x_max, filled.slots.x0) == teaching_numbers("x^3")
+    assert read_response("r", '{"function":null,"reason":"code"}', teaching_numbers, **measures).refusal == "code"
+    for unreadable in ('{"function":"x^3","variable":"x"', '{"function":null,"reason":"bored"}', '{"function":3}',
+                       '{"function":"x^3","colour":"red"}', '[1]'):
+        with pytest.raises(InvalidInput, match="not valid slots"):
+            read_response("derivative of x^3", unreadable, teaching_numbers, **measures)
+
+
+@pytest.mark.parametrize("system", ["template-untuned", "template-unconstrained"])
+def test_the_ablations_measure_each_response(system, tiny_model_dir):
+    """The tiny random model, untuned: constrained, its response is valid JSON with a function the grammar reads (or
+    a refusal); unconstrained, it writes anything, and the case says so instead of failing the evaluation."""
+    from derivanim.corpus import load_corpus
+    from derivanim.evaluate import EvalConfig, produce
+
+    row = load_corpus(None, split="test")[0]
+    config = EvalConfig(systems=(system,), base_model=tiny_model_dir)
+    case = produce(system, row, config, 0)
+    assert case.emitted is not None and case.tokens > 0 and case.seconds > 0
+    if system == "template-untuned":
+        assert case.valid_json is True
+        assert case.function_parses is (case.refusal is None)
+        assert (case.code is not None) is (case.error is None)
+    else:  # the random weights write no JSON (blank lines, until the token limit)
+        assert case.tokens <= 64 and case.valid_json is False and case.function_parses is False
+        assert case.error.startswith("InvalidInput") and case.code is None and case.slots_correct is False

@@ -10,8 +10,9 @@ import sympy
 
 import derivanim.api
 from derivanim import InvalidInput, fill
-from derivanim.api import ModelRun, looks_like_words
+from derivanim.api import looks_like_words
 from derivanim.grammar import Settings, find_settings, parse_function, read_request
+from derivanim.model_filler import ModelFill
 from derivanim.slots import Slots
 
 x, t = (sympy.Symbol(letter, real=True) for letter in "xt")
@@ -116,7 +117,7 @@ def test_a_number_in_a_sentence_ends_where_it_ends():
     assert find_settings("Teach the chain rule with sin(x^2)") == Settings()
 
 
-def _no_model(text, adapter):
+def _no_model(text, adapter, base_model):
     raise AssertionError(f"the model was asked about {text!r}")
 
 
@@ -125,7 +126,7 @@ def _no_model(text, adapter):
     "2x^2+3x+1 at x = 2",  # f(2) = 15 is far above the features' heights: the y-range must still hold it
 ])
 def test_fill_reads_phrasings_without_the_model(text, monkeypatch):
-    monkeypatch.setattr(derivanim.api, "_model_slots", _no_model)
+    monkeypatch.setattr(derivanim.api, "model_slots", _no_model)
     function, _, x0, window = PHRASINGS[text]
     animation = fill(text)
     assert animation.filler == "rules" and animation.request == text
@@ -141,23 +142,24 @@ def test_d_dt_of_a_constant_is_in_t():
 
 
 def test_a_hostile_phrasing_is_refused_by_the_grammar_not_sent_to_the_model(monkeypatch):
-    monkeypatch.setattr(derivanim.api, "_model_slots", _no_model)
+    monkeypatch.setattr(derivanim.api, "model_slots", _no_model)
     assert not looks_like_words("derivative of __import__('os')")  # 'derivative' and 'of' are the grammar's words
     with pytest.raises(InvalidInput, match=r"unexpected character '_' at column 15"):
         fill("derivative of __import__('os')")
 
 
 def _fake_model(slots: Slots, asked: list):
-    def model_slots(text, adapter):
+    def model_slots(text, adapter, base_model):
         asked.append(text)
-        return slots, ModelRun(emitted=slots.model_dump_json(), tokens=30, forward_passes=12, seconds=0.1)
+        return ModelFill(request=text, emitted=slots.model_dump_json(), slots=slots, tokens=30, forward_passes=12,
+                         seconds=0.1, model="a fake")
     return model_slots
 
 
 def test_a_sentence_goes_to_the_model_and_keeps_the_x0_and_window_it_writes(monkeypatch):
     asked = []
     model = Slots(function="sin(x^2)", x_min=-3, x_max=3, x0=0.5)
-    monkeypatch.setattr(derivanim.api, "_model_slots", _fake_model(model, asked))
+    monkeypatch.setattr(derivanim.api, "model_slots", _fake_model(model, asked))
     text = "Teach the chain rule with sin(x^2) on [-2, 2] at x = 1"
     animation = fill(text)
     assert asked == [text] and animation.filler == "model"
@@ -172,7 +174,7 @@ def test_a_sentence_the_phrasings_cover_letter_by_letter_is_still_the_models(mon
     # 'animate' starts a phrasing and 'very slowly x^3' is v*e*r*y*... to the expression grammar: a sentence still.
     asked = []
     model = Slots(function="x^3", x_min=-2, x_max=2, x0=1)
-    monkeypatch.setattr(derivanim.api, "_model_slots", _fake_model(model, asked))
+    monkeypatch.setattr(derivanim.api, "model_slots", _fake_model(model, asked))
     assert fill("Animate very slowly x^3").filler == "model" and asked == ["Animate very slowly x^3"]
     with pytest.raises(InvalidInput, match="unknown function 'very'"):
         fill("Animate very slowly x^3", filler="rules")

@@ -1,0 +1,137 @@
+"""The slots model's learning curve (issue 13): slot accuracy of adapters trained on more and more corpus rows.
+
+    nice -n 5 .venv/bin/python scripts/learning_curve.py --adapters runs/gpu/curve-25 runs/gpu/curve-50 \\
+        runs/gpu/curve-100 runs/gpu/curve-200 runs/gpu/curve-418 [--paraphrase runs/corpus-paraphrase] \\
+        [--out reports/ablations] [--limit N]
+
+The adapters come from scripts/paper_on_gpu.py: the shipped slots recipe (LoRA r=8, alpha=16, lr 3e-4, batch 8,
+2 epochs) on the first N rows of a fixed shuffle of the paraphrase corpus's 418 training rows. Each one fills the
+slots of every request the way users get them (derivanim.fill, filler="model": constrained decoding of function,
+variable and name; the teaching window and x0) on two sets:
+- test (paper instructions): the committed corpus's test split (69 requests);
+- test (paraphrases, unseen): the paraphrase corpus's test rows in instruction formats the first set never uses
+  (derivanim.corpus.unseen_paraphrases).
+A request is right when the animation's function is the intended one (derivanim.evaluate.is_intended: numerically
+equal); a refusal (no function found) and any other error count as wrong, and refusals are also counted apart.
+Writes learning_curve.json (with every request's answer), learning_curve.md and learning_curve.png into --out.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from derivanim.api import fill
+from derivanim.corpus import Row, load_corpus, unseen_paraphrases
+from derivanim.errors import DerivanimError, NoFunction
+from derivanim.evaluate import is_intended
+from derivanim.model import adapter_info
+
+SETS = ("test (paper instructions)", "test (paraphrases, unseen)")
+
+
+def answer(row: Row, adapter: Path) -> dict:
+    """One request through derivanim.fill with `adapter`: the function it chose, right or not, refused or not."""
+    started = time.perf_counter()
+    record = {"request": row.instruction, "intended": row.slots.function, "function": None, "right": False,
+              "refused": False, "error": None}
+    try:
+        animation = fill(row.instruction, filler="model", adapter=adapter)
+        record["function"] = animation.slots.function
+        record["right"] = is_intended(animation.slots.function, row)
+    except NoFunction as error:
+        record["refused"], record["error"] = True, str(error)
+    except DerivanimError as error:
+        record["error"] = f"{type(error).__name__}: {error}"
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def score(records: list[dict]) -> dict:
+    right = sum(record["right"] for record in records)
+    return {"right": right, "of": len(records), "accuracy": right / len(records) if records else None,
+            "refusals": sum(record["refused"] for record in records),
+            "errors": sum(record["error"] is not None and not record["refused"] for record in records),
+            "latency_median_s": statistics.median(record["seconds"] for record in records) if records else None}
+
+
+def curve_point(adapter: Path, sets: dict[str, list[Row]]) -> dict:
+    info = adapter_info(adapter)
+    answers = {name: [answer(row, adapter) for row in rows] for name, rows in sets.items()}
+    return {"adapter": str(adapter), "train_rows": info["train_rows"], "steps": info["steps"],
+            "final_val_loss": info.get("final_val_loss"), "device": info.get("device"),
+            "scores": {name: score(records) for name, records in answers.items()}, "answers": answers}
+
+
+def table_markdown(curve: dict) -> str:
+    lines = ["| Training rows | Steps | Validation loss | "
+             + " | ".join(f"{name}: right | {name}: refusals" for name in SETS) + " |",
+             "|---:" * (3 + 2 * len(SETS)) + "|"]
+    for point in curve["points"]:
+        cells = []
+        for name in SETS:
+            s = point["scores"][name]
+            cells += [f"{s['right']}/{s['of']} ({100 * s['accuracy']:.1f}%)", str(s["refusals"])]
+        lines.append(f"| {point['train_rows']} | {point['steps']} | {point['final_val_loss']:.3f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(curve: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    rows = [point["train_rows"] for point in curve["points"]]
+    for name, marker in zip(SETS, "os"):
+        accuracy = [100 * point["scores"][name]["accuracy"] for point in curve["points"]]
+        ax.plot(rows, accuracy, marker=marker, label=f"{name} (n={curve['points'][0]['scores'][name]['of']})")
+        for x, y in zip(rows, accuracy):
+            ax.annotate(f"{y:.0f}%", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xticks(rows, [str(r) for r in rows])
+    ax.minorticks_off()
+    ax.set_xlabel("training rows (log scale)")
+    ax.set_ylabel("slot accuracy: intended function (%)")
+    ax.set_ylim(0, 108)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("Slots model: accuracy against training rows (derivanim.fill, constrained)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--adapters", type=Path, nargs="+", required=True, help="slots adapter folders")
+    parser.add_argument("--paraphrase", type=Path, default=Path("runs/corpus-paraphrase"),
+                        help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
+    parser.add_argument("--out", type=Path, default=Path("reports/ablations"))
+    parser.add_argument("--limit", type=int, default=None, help="only the first N requests of each set")
+    args = parser.parse_args()
+    sets = {SETS[0]: load_corpus(None, split="test"), SETS[1]: unseen_paraphrases(args.paraphrase)}
+    sets = {name: rows[:args.limit] for name, rows in sets.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    adapters = sorted(args.adapters, key=lambda adapter: adapter_info(adapter)["train_rows"])
+    curve = {"command": "python scripts/learning_curve.py --adapters " + " ".join(map(str, adapters))
+             + f" --paraphrase {args.paraphrase}" + (f" --limit {args.limit}" if args.limit else ""),
+             "sets": {name: len(rows) for name, rows in sets.items()}, "points": []}
+    for adapter in adapters:
+        started = time.time()
+        curve["points"].append(curve_point(adapter, sets))
+        point = curve["points"][-1]
+        print(f"{point['train_rows']} rows: " + ", ".join(
+            f"{name} {s['right']}/{s['of']} ({s['refusals']} refused)" for name, s in point["scores"].items())
+            + f" in {time.time() - started:.0f} s", flush=True)
+        (args.out / "learning_curve.json").write_text(json.dumps(curve, indent=1) + "\n")
+    (args.out / "learning_curve.md").write_text(
+        "# Slots model: learning curve\n\n" f"Command: `{curve['command']}`\n\n" + table_markdown(curve))
+    figure(curve, args.out / "learning_curve.png")
+
+
+if __name__ == "__main__":
+    main()
