@@ -573,6 +573,8 @@ def _on_ray(jobs: list[Job], cluster: RayCluster) -> Iterator[Result]:
     the CPUs its render's `jobs` use, that runs the group on its node with the local policy (time limits, crashes)
     and returns the Results, a render's files as bytes unless the cluster shares its folders. A task that fails is
     retried RAY_RETRIES times, then its jobs fail with Ray's reason. Leaving early cancels the tasks left."""
+    if not jobs:  # nothing to start a cluster for
+        return
     ray = _connected(cluster)
     on_node = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=True)(_run_on_node)
     groups = _groups(jobs, max(1, int(ray.cluster_resources().get("CPU", 1))))
