@@ -577,10 +577,10 @@ def _on_ray(jobs: list[Job], cluster: RayCluster) -> Iterator[Result]:
         return
     ray = _connected(cluster)
     on_node = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=True)(_run_on_node)
-    groups = _groups(jobs, max(1, int(ray.cluster_resources().get("CPU", 1))))
-    pending = {on_node.options(num_cpus=group[0][1].jobs if group[0][1].mode == "render" else 1)
-               .remote(group, cluster.shared): group for group in groups}
+    pending = {}
     try:
+        for group in _groups(jobs, max(1, int(ray.cluster_resources().get("CPU", 1)))):
+            pending[on_node.options(num_cpus=group[0][1].jobs).remote(group, cluster.shared)] = group  # dry runs: 1
         while pending:
             [ready], _ = ray.wait(list(pending), num_returns=1)
             group = pending.pop(ready)
