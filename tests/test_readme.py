@@ -15,6 +15,15 @@ def test_the_readme_shows_the_table_of_a_committed_report(report):
     assert readme[start:start + len(table)] == table
 
 
+def test_every_row_of_the_readmes_epoch_table_is_a_row_of_the_paper_reproduction_report():
+    """The README shows a selection of reports/paper-reproduction/epochs.md's rows, each as the report has it."""
+    report = [line for line in (ROOT / "reports/paper-reproduction/epochs.md").read_text().splitlines()]
+    readme = (ROOT / "README.md").read_text().splitlines()
+    start = readme.index(report[0])
+    shown = readme[start:readme.index("", start)]
+    assert len(shown) >= 8 and all(row in report for row in shown)
+
+
 def test_every_example_of_derivanim_make_help_is_a_command_the_readme_shows():
     """`derivanim make --help` lists examples; each must be one the README documents, word for word."""
     import re
