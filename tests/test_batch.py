@@ -114,10 +114,8 @@ def test_a_rerun_skips_everything_already_made(local_batch):
     out = local_batch / "out"
     before = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
     manifest = (out / MANIFEST).read_text(encoding="utf-8")
-    started = time.monotonic()
     finished = run_batch_command("requests.txt", "-o", "out", "-q", "l", cwd=local_batch)
     assert finished.returncode == 1 and "3 of 4 lines made (3 made before), 1 failed" in finished.stdout
-    assert time.monotonic() - started < 20  # filled, not rendered
     assert (out / MANIFEST).read_text(encoding="utf-8") == manifest
     assert {name: mtime for name, mtime in before.items() if name != MANIFEST} == \
            {path.name: path.stat().st_mtime_ns for path in out.iterdir() if path.name != MANIFEST}
