@@ -2,7 +2,7 @@
 
     nice -n 5 .venv/bin/python scripts/learning_curve.py --adapters runs/gpu/curve-25 runs/gpu/curve-50 \\
         runs/gpu/curve-100 runs/gpu/curve-200 runs/gpu/curve-418 [--paraphrase runs/corpus-paraphrase] \\
-        [--out reports/ablations] [--limit N]
+        [--out reports/ablations] [--limit N] [--no-untuned]
 
 The adapters come from scripts/paper_on_gpu.py: the shipped slots recipe (LoRA r=8, alpha=16, lr 3e-4, batch 8,
 2 epochs) on the first N rows of a fixed shuffle of the paraphrase corpus's 418 training rows. Each one fills the
@@ -11,6 +11,8 @@ variable and name; the teaching window and x0) on two sets:
 - test (paper instructions): the committed corpus's test split (69 requests);
 - test (paraphrases, unseen): the paraphrase corpus's test rows in instruction formats the first set never uses
   (derivanim.corpus.unseen_paraphrases).
+The untuned base model (the adapters' base, no adapter, the same constrained route) is measured too, as the curve's
+zero: what any training adds.
 A request is right when the animation's function is the intended one (derivanim.evaluate.is_intended: numerically
 equal); a refusal (no function found) and any other error count as wrong, and refusals are also counted apart.
 Writes learning_curve.json (with every request's answer), learning_curve.md and learning_curve.png into --out.
@@ -21,6 +23,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Literal
 
 from derivanim.api import fill
 from derivanim.corpus import Row, load_corpus, unseen_paraphrases
@@ -31,13 +34,14 @@ from derivanim.model import adapter_info
 SETS = ("test (paper instructions)", "test (paraphrases, unseen)")
 
 
-def answer(row: Row, adapter: Path) -> dict:
-    """One request through derivanim.fill with `adapter`: the function it chose, right or not, refused or not."""
+def answer(row: Row, adapter: Path | Literal[False], base_model: str | None) -> dict:
+    """One request through derivanim.fill with `adapter` (False: `base_model` alone): the function it chose, right or
+    not, refused or not."""
     started = time.perf_counter()
     record = {"request": row.instruction, "intended": row.slots.function, "function": None, "right": False,
               "refused": False, "error": None}
     try:
-        animation = fill(row.instruction, filler="model", adapter=adapter)
+        animation = fill(row.instruction, filler="model", adapter=adapter, base_model=base_model)
         record["function"] = animation.slots.function
         record["right"] = is_intended(animation.slots.function, row)
     except NoFunction as error:
@@ -56,11 +60,13 @@ def score(records: list[dict]) -> dict:
             "latency_median_s": statistics.median(record["seconds"] for record in records) if records else None}
 
 
-def curve_point(adapter: Path, sets: dict[str, list[Row]]) -> dict:
-    info = adapter_info(adapter)
-    answers = {name: [answer(row, adapter) for row in rows] for name, rows in sets.items()}
-    return {"adapter": str(adapter), "train_rows": info["train_rows"], "steps": info["steps"],
-            "final_val_loss": info.get("final_val_loss"), "device": info.get("device"),
+def curve_point(adapter: Path | None, sets: dict[str, list[Row]], base_model: str) -> dict:
+    """One adapter's scores on every set; adapter None: the untuned base model."""
+    info = adapter_info(adapter) if adapter else {"train_rows": 0, "steps": 0}
+    answers = {name: [answer(row, adapter or False, None if adapter else base_model) for row in rows]
+               for name, rows in sets.items()}
+    return {"adapter": str(adapter) if adapter else f"none: {base_model} untuned", "train_rows": info["train_rows"],
+            "steps": info["steps"], "final_val_loss": info.get("final_val_loss"), "device": info.get("device"),
             "scores": {name: score(records) for name, records in answers.items()}, "answers": answers}
 
 
@@ -73,8 +79,9 @@ def table_markdown(curve: dict) -> str:
         for name in SETS:
             s = point["scores"][name]
             cells += [f"{s['right']}/{s['of']} ({100 * s['accuracy']:.1f}%)", str(s["refusals"])]
-        lines.append(f"| {point['train_rows']} | {point['steps']} | {point['final_val_loss']:.3f} | "
-                     + " | ".join(cells) + " |")
+        loss = "—" if point["final_val_loss"] is None else f"{point['final_val_loss']:.3f}"
+        rows = point["train_rows"] or "0 (untuned base model)"
+        lines.append(f"| {rows} | {point['steps']} | {loss} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -85,12 +92,19 @@ def figure(curve: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    rows = [point["train_rows"] for point in curve["points"]]
-    for name, marker in zip(SETS, "os"):
-        accuracy = [100 * point["scores"][name]["accuracy"] for point in curve["points"]]
-        ax.plot(rows, accuracy, marker=marker, label=f"{name} (n={curve['points'][0]['scores'][name]['of']})")
+    trained = [point for point in curve["points"] if point["train_rows"]]
+    untuned = next((point for point in curve["points"] if not point["train_rows"]), None)
+    rows = [point["train_rows"] for point in trained]
+    for name, marker, size, above in zip(SETS, "os", (10, 6), (7, -14)):  # equal values stay visible
+        accuracy = [100 * point["scores"][name]["accuracy"] for point in trained]
+        line, = ax.plot(rows, accuracy, marker=marker, markersize=size,
+                        label=f"{name} (n={trained[0]['scores'][name]['of']})")
         for x, y in zip(rows, accuracy):
-            ax.annotate(f"{y:.0f}%", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+            ax.annotate(f"{y:.1f}%", (x, y), textcoords="offset points", xytext=(0, above), ha="center",
+                        fontsize=8, color=line.get_color())
+        if untuned is not None:  # 0 rows has no place on a log axis: a level line
+            ax.axhline(100 * untuned["scores"][name]["accuracy"], color=line.get_color(), linestyle=":",
+                       label=f"{name}: untuned base model")
     ax.set_xscale("log")
     ax.set_xticks(rows, [str(r) for r in rows])
     ax.minorticks_off()
@@ -112,17 +126,20 @@ def main() -> None:
                         help="paraphrase corpus (derivanim data build --instructions paraphrase -o ...)")
     parser.add_argument("--out", type=Path, default=Path("reports/ablations"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N requests of each set")
+    parser.add_argument("--no-untuned", action="store_true", help="skip the untuned base model")
     args = parser.parse_args()
     sets = {SETS[0]: load_corpus(None, split="test"), SETS[1]: unseen_paraphrases(args.paraphrase)}
     sets = {name: rows[:args.limit] for name, rows in sets.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     adapters = sorted(args.adapters, key=lambda adapter: adapter_info(adapter)["train_rows"])
+    base_model = adapter_info(adapters[0])["base_model"]
     curve = {"command": "python scripts/learning_curve.py --adapters " + " ".join(map(str, adapters))
-             + f" --paraphrase {args.paraphrase}" + (f" --limit {args.limit}" if args.limit else ""),
+             + f" --paraphrase {args.paraphrase}" + (f" --limit {args.limit}" if args.limit else "")
+             + (" --no-untuned" if args.no_untuned else ""),
              "sets": {name: len(rows) for name, rows in sets.items()}, "points": []}
-    for adapter in adapters:
+    for adapter in ([] if args.no_untuned else [None]) + adapters:
         started = time.time()
-        curve["points"].append(curve_point(adapter, sets))
+        curve["points"].append(curve_point(adapter, sets, base_model))
         point = curve["points"][-1]
         print(f"{point['train_rows']} rows: " + ", ".join(
             f"{name} {s['right']}/{s['of']} ({s['refusals']} refused)" for name, s in point["scores"].items())
