@@ -20,10 +20,11 @@ import sympy
 
 import derivanim.api
 from derivanim import InvalidInput, fill
-from derivanim.api import ModelRun
 from derivanim.grammar import MAX_LENGTH, SUPPORTED_FUNCTIONS, parse_function
 from derivanim.slots import Slots
 from derivanim.verify import verify
+
+from fake_model import model_answering
 
 SENTINEL = "pwned"  # what the injection attempts below would create if any of them ran
 SECONDS = 10.0  # "within a few seconds", with room for a loaded two-core machine
@@ -322,8 +323,7 @@ def test_verify_repairs_or_rejects_model_slots(label):
 def test_fill_with_a_fake_model_shows_the_repairs(label, monkeypatch):
     emitted, repair = MODEL_SLOTS[label]
     slots = Slots(**emitted)
-    monkeypatch.setattr(derivanim.api, "_model_slots",
-                        lambda text, adapter: (slots, ModelRun(emitted=slots.model_dump_json(), tokens=30, forward_passes=12, seconds=0.1)))
+    monkeypatch.setattr(derivanim.api, "model_slots", model_answering(slots))
     if repair is None:
         with pytest.raises(InvalidInput):
             fill("Teach the derivative of something", filler="model")
@@ -338,7 +338,7 @@ def test_fill_with_a_fake_model_shows_the_repairs(label, monkeypatch):
 
 def test_auto_filler_sends_words_to_the_model_and_keeps_its_repairs(monkeypatch):
     slots = Slots(function="x*sin(x)", x_min=4, x_max=-4, x0=INF)
-    monkeypatch.setattr(derivanim.api, "_model_slots", lambda text, adapter: (slots, ModelRun("{}", tokens=30, forward_passes=12, seconds=0.1)))
+    monkeypatch.setattr(derivanim.api, "model_slots", model_answering(slots))
     animation = fill("Teach the product rule with x*sin(x)")
     assert animation.filler == "model"
     assert len(animation.repairs) == 2
@@ -353,8 +353,7 @@ def test_a_function_the_model_did_not_copy_from_the_request_gets_a_caution(tmp_p
     assert written_in("2x - 3", "why the slope of x^2-3x is 2*x - 3?")
     assert not written_in("x^3+sin(x)", "Animate very slowly x^3")
     made_up = Slots(function="x^3+sin(x)", x_min=-3, x_max=3, x0=1)  # what the shipped adapter wrote for that
-    monkeypatch.setattr(derivanim.api, "_model_slots",
-                        lambda text, adapter: (made_up, ModelRun("{}", tokens=30, forward_passes=12, seconds=0.1)))
+    monkeypatch.setattr(derivanim.api, "model_slots", model_answering(made_up))
     animation = fill("Animate very slowly x^3")
     assert animation.filler == "model" and len(animation.cautions) == 1 and "x^3+sin(x)" in animation.cautions[0]
     assert animation.to_dict()["cautions"] == list(animation.cautions)
@@ -368,7 +367,7 @@ def test_a_model_function_is_parsed_never_evaluated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for function in ("__import__('os').system('touch pwned')", "open('pwned','w')"):
         slots = Slots(function=function, x_min=-3, x_max=3, x0=1)
-        monkeypatch.setattr(derivanim.api, "_model_slots", lambda text, adapter, s=slots: (s, ModelRun("{}", tokens=30, forward_passes=12, seconds=0.1)))
+        monkeypatch.setattr(derivanim.api, "model_slots", model_answering(slots))
         with pytest.raises(InvalidInput):
             fill("Teach the chain rule please", filler="model")
     assert not (tmp_path / SENTINEL).exists()

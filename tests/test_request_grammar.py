@@ -12,8 +12,9 @@ import derivanim.api
 from derivanim import InvalidInput, fill
 from derivanim.api import looks_like_words
 from derivanim.grammar import Settings, find_settings, parse_function, read_request
-from derivanim.model_filler import ModelFill
 from derivanim.slots import Slots
+
+from fake_model import model_answering
 
 x, t = (sympy.Symbol(letter, real=True) for letter in "xt")
 pi = math.pi
@@ -148,18 +149,10 @@ def test_a_hostile_phrasing_is_refused_by_the_grammar_not_sent_to_the_model(monk
         fill("derivative of __import__('os')")
 
 
-def _fake_model(slots: Slots, asked: list):
-    def model_slots(text, adapter, base_model):
-        asked.append(text)
-        return ModelFill(request=text, emitted=slots.model_dump_json(), slots=slots, tokens=30, forward_passes=12,
-                         seconds=0.1, model="a fake")
-    return model_slots
-
-
 def test_a_sentence_goes_to_the_model_and_keeps_the_x0_and_window_it_writes(monkeypatch):
     asked = []
     model = Slots(function="sin(x^2)", x_min=-3, x_max=3, x0=0.5)
-    monkeypatch.setattr(derivanim.api, "model_slots", _fake_model(model, asked))
+    monkeypatch.setattr(derivanim.api, "model_slots", model_answering(model, asked))
     text = "Teach the chain rule with sin(x^2) on [-2, 2] at x = 1"
     animation = fill(text)
     assert asked == [text] and animation.filler == "model"
@@ -174,7 +167,7 @@ def test_a_sentence_the_phrasings_cover_letter_by_letter_is_still_the_models(mon
     # 'animate' starts a phrasing and 'very slowly x^3' is v*e*r*y*... to the expression grammar: a sentence still.
     asked = []
     model = Slots(function="x^3", x_min=-2, x_max=2, x0=1)
-    monkeypatch.setattr(derivanim.api, "model_slots", _fake_model(model, asked))
+    monkeypatch.setattr(derivanim.api, "model_slots", model_answering(model, asked))
     assert fill("Animate very slowly x^3").filler == "model" and asked == ["Animate very slowly x^3"]
     with pytest.raises(InvalidInput, match="unknown function 'very'"):
         fill("Animate very slowly x^3", filler="rules")
