@@ -1,6 +1,6 @@
 """Calibrate when the model filler refuses: thresholds on model_filler.refusal_share, chosen on validation requests.
 
-    .venv/bin/python scripts/calibrate_refusal.py --adapter derivanim/adapters/slots --val runs/slots-corpus-2/val.jsonl
+    .venv/bin/python scripts/calibrate_refusal.py --adapter derivanim/adapters/slots --val runs/slots-corpus/val.jsonl
 
 The share is the model's probability of answering '{"function":null' rather than '{"function":"'. Requests where the
 grammar finds a function (written, or said in words) and requests where it finds none get a threshold each: the
@@ -24,7 +24,7 @@ MARGIN = 0.02
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adapter", default="derivanim/adapters/slots")
-    parser.add_argument("--val", default="runs/slots-corpus-2/val.jsonl")
+    parser.add_argument("--val", default="runs/slots-corpus/val.jsonl")
     args = parser.parse_args()
     decoder = _slots_decoder(None, os.path.abspath(args.adapter), False)
     rows = [json.loads(line) for line in Path(args.val).read_text(encoding="utf-8").splitlines() if line.strip()]
