@@ -19,6 +19,7 @@ import argparse
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from derivanim.baseline import generate_scenes
@@ -74,11 +75,11 @@ def main() -> None:
     base = {"base_model": args.base_model} if args.base_model else {}
     args.out.mkdir(parents=True, exist_ok=True)
     epochs = [int(epoch) for epoch in args.epochs.split(",") if epoch]
-    paper = TrainConfig(**{**PAPER.__dict__, **short, **base})
+    paper = replace(PAPER, **short, **base)
     if epochs:
         paper_condition(args.original, args.out, epochs, paper, args.max_new_tokens)
     sizes = [int(size) for size in args.curve.split(",") if size]
-    learning_curve(args.corpus, args.out, sizes, TrainConfig(**{**SHIPPED_SLOTS.__dict__, **short, **base}))
+    learning_curve(args.corpus, args.out, sizes, replace(SHIPPED_SLOTS, **short, **base))
 
 
 if __name__ == "__main__":

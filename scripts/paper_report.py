@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from derivanim.metrics import STRUCTURE_FREE, TABLE  # noqa: E402
 
+NAMES = dict((*TABLE, *STRUCTURE_FREE, ("layout_clean", "Layout clean"), ("finished", "Finished (EOS within 2,048)")))
 PLOTTED = ["valid_syntax", "executable", "function_plot", "layout_clean", "tangent_correct", "derivative_shown",
            "usable_any", "usable"]
 
@@ -29,20 +30,19 @@ def epoch_rows(log: dict, evals: list[Path]) -> list[dict]:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         epoch = int(folder.name.rsplit("-", 1)[1])
         baseline = summary["systems"]["baseline"]
-        rates = {key: baseline[key] for key in [*(k for k, _ in (*TABLE, *STRUCTURE_FREE)), "layout_clean", "finished"]}
+        rates = {key: baseline[key] for key in NAMES}
         rows.append({"epoch": epoch, "train_loss": losses[epoch]["train_loss"], "val_loss": losses[epoch]["val_loss"],
                      "tokens_mean": baseline["tokens_mean"], "rates": rates})
     return sorted(rows, key=lambda row: row["epoch"])
 
 
 def table(rows: list[dict]) -> str:
-    names = dict((*TABLE, *STRUCTURE_FREE, ("layout_clean", "Layout clean"), ("finished", "Finished (EOS within 2,048)")))
     lines = ["| | " + " | ".join(f"epoch {row['epoch']}" for row in rows) + " |",
              "|---|" + "---|" * len(rows),
              "| Train loss | " + " | ".join(f"{row['train_loss']:.4f}" for row in rows) + " |",
              "| Validation loss | " + " | ".join(f"{row['val_loss']:.4f}" for row in rows) + " |",
              "| Generated tokens (mean) | " + " | ".join(f"{row['tokens_mean']:.0f}" for row in rows) + " |"]
-    for key, name in names.items():
+    for key, name in NAMES.items():
         cells = []
         for row in rows:
             rate = row["rates"].get(key) or {}
@@ -53,7 +53,6 @@ def table(rows: list[dict]) -> str:
 
 
 def figure(rows: list[dict], path: Path) -> None:
-    names = dict((*TABLE, *STRUCTURE_FREE, ("layout_clean", "Layout clean")))
     epochs = [row["epoch"] for row in rows]
     fig, (losses, rates) = plt.subplots(1, 2, figsize=(14, 4.6), gridspec_kw={"width_ratios": [1, 1.5]})
     losses.plot(epochs, [row["train_loss"] for row in rows], "o-", label="train loss")
@@ -67,7 +66,7 @@ def figure(rows: list[dict], path: Path) -> None:
     losses.set_title("Free-form baseline: loss per epoch")
     for key in PLOTTED:
         values = [100 * (row["rates"][key]["rate"] or 0) for row in rows]
-        rates.plot(epochs, values, "o-", label=names[key])
+        rates.plot(epochs, values, "o-", label=NAMES[key])
     rates.set_xlabel("epoch")
     rates.set_ylabel("% of 57 original test requests")
     rates.set_ylim(-3, 103)
