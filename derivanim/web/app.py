@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, field_validator
 
+from derivanim.errors import InvalidInput
 from derivanim.web.store import Job, JobStore, QueueFull
 from derivanim.web.workers import start_workers, stop_workers
 
@@ -117,7 +118,7 @@ def create_app(data: Path | str, renderers: int = 1, limits: Limits = Limits(), 
             raise _Refused(429, f"the queue is full ({full}); try again in a minute",
                            {"Retry-After": str(limits.retry_after)}) from None
         job = await _filled(store, job_id)
-        if job.status == "failed" and job.exit_code == 2:  # the user's input: said next to it, nothing queued
+        if job.status == "failed" and job.exit_code == InvalidInput.exit_code:  # the input: shown by it, not queued
             store.delete(job_id)
             raise _Refused(422, job.error)
         url = f"/api/animations/{job_id}"
