@@ -35,3 +35,19 @@ def test_every_example_of_derivanim_make_help_is_a_command_the_readme_shows():
     assert len(commands) >= 5
     for command in commands:
         assert re.search(r"^(\.venv/bin/)?" + re.escape(command) + r"(\s|$)", readme, re.MULTILINE), command
+
+
+def test_the_readmes_render_jobs_table_is_the_committed_benchmark():
+    """Each row of the README's --jobs table: the seconds per second of video, the speed-up and the CPU seconds of
+    reports/render_jobs.json, rounded as shown."""
+    import json
+
+    names = {"l": "480p15", "m": "720p30", "h": "1080p60"}
+    renders = {(render["quality"], render["jobs"]): render
+               for render in json.loads((ROOT / "reports/render_jobs.json").read_text())["renders"]}
+    readme = (ROOT / "README.md").read_text()
+    for quality, name in names.items():
+        one, two = renders[quality, 1], renders[quality, 2]
+        row = (f"| {name} | {one['wall'] / one['video']:.3f} | {two['wall'] / two['video']:.3f} | "
+               f"{one['wall'] / two['wall']:.2f}x | {one['cpu']:.1f} / {two['cpu']:.1f} |")
+        assert row in readme, row
