@@ -256,17 +256,33 @@ def _merged_path(folder: str, dtype) -> Path:
     return cache_folder() / "adapters" / f"{Path(folder).name}-{key}-{str(dtype).removeprefix('torch.')}"
 
 
-@functools.cache
-def _cached_adapter(folder: str, base_model: str | None, dtype):
-    info = adapter_info(folder)
-    base_name = base_model or info.get("base_model")
+def _adapter_base(folder: str, base_model: str | None) -> str:
+    """The base model an adapter goes on: `base_model`, else the one it records."""
+    base_name = base_model or adapter_info(folder).get("base_model")
     if not base_name:
         raise ModelUnavailable(f"the adapter at {folder} does not record its base model; pass base_model=")
+    return base_name
+
+
+def _merged_folder(folder: str, dtype) -> Path:
+    """The from_pretrained folder of an adapter merged into SmolLM2, merged on first use: cached like SmolLM2's
+    dequantisation, so a cold process needs neither, nor PEFT's import."""
+    return _cached_folder(_merged_path(folder, dtype), lambda: _merge(folder, DEFAULT_BASE_MODEL, dtype))
+
+
+@functools.cache
+def _cached_adapter(folder: str, base_model: str | None, dtype):
+    base_name = _adapter_base(folder, base_model)
     if base_name != DEFAULT_BASE_MODEL:  # a folder or a hub id: its weights have no hash to key a cache by
-        return *_merge(folder, base_name, dtype), info
-    # SmolLM2's merge is cached like its dequantisation: a cold process then needs neither, nor PEFT's import.
-    merged = _cached_folder(_merged_path(folder, dtype), lambda: _merge(folder, base_name, dtype))
-    return *load_pretrained(str(merged), dtype), info
+        return *_merge(folder, base_name, dtype), adapter_info(folder)
+    return *load_pretrained(str(_merged_folder(folder, dtype)), dtype), adapter_info(folder)
+
+
+def _adapter_folder(path: str | Path) -> str:
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise ModelUnavailable(f"no adapter folder at {folder}")
+    return str(folder)
 
 
 def load_adapter(path: str | Path, base_model: str | None = None, dtype=None):
@@ -275,10 +291,7 @@ def load_adapter(path: str | Path, base_model: str | None = None, dtype=None):
     The adapter is applied to the base model it records in derivanim_adapter.json (or `base_model`)
     and merged into it for faster generation. `info` is the adapter's derivanim_adapter.json.
     """
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
-        raise ModelUnavailable(f"no adapter folder at {folder}")
-    return _cached_adapter(str(folder), base_model, dtype or _default_dtype())
+    return _cached_adapter(_adapter_folder(path), base_model, dtype or _default_dtype())
 
 
 def load_model(base_model: str | None = None, adapter_dir: str | Path | None = None):
@@ -292,18 +305,55 @@ def load_model(base_model: str | None = None, adapter_dir: str | Path | None = N
     return model, tokenizer
 
 
-def load_for_task(task: str, base_model: str | None = None, adapter_dir: str | None = None, int8: bool = False):
+def _runtime_folder(base_model: str | None, adapter_dir: str | Path | None) -> Path | None:
+    """The folder on disk holding the whole model (base, or adapter merged into it) when derivanim.llama_runtime can
+    run it: SmolLM2's dequantised copy, an adapter merged into SmolLM2 (both cached, made now if missing), or a local
+    base folder. None where the model exists only in memory (an adapter merged into another base) or is not a plain
+    Llama."""
+    from derivanim import llama_runtime
+
+    if adapter_dir is None:
+        folder = Path(_source(base_model or DEFAULT_BASE_MODEL)[0])
+    else:
+        adapter = _adapter_folder(adapter_dir)
+        if _adapter_base(adapter, base_model) != DEFAULT_BASE_MODEL:
+            return None
+        folder = _merged_folder(adapter, _default_dtype())
+    return folder if llama_runtime.supports(folder) else None
+
+
+@functools.cache
+def _runtime_model(folder: str, dtype):
+    import torch
+
+    from derivanim import llama_runtime
+
+    model, tokenizer = llama_runtime.load(folder, dtype)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model, tokenizer
+
+
+def load_for_task(task: str, base_model: str | None = None, adapter_dir: str | None = None, int8: bool = False,
+                  runtime: bool = False):
     """(model, tokenizer, description) for generating `task` output; an adapter must have been trained for it.
 
     int8=True on a CPU model gives a copy whose linear layers hold dynamic int8 weights (see int8_copy).
+    runtime=True: where the model is a plain Llama in a folder on disk (_runtime_folder), derivanim.llama_runtime runs
+    it instead of transformers (the same numbers; a cold process then never imports transformers). It offers the
+    forward passes the slots filler makes, not `generate`.
     """
     description = base_model or DEFAULT_BASE_MODEL
     if adapter_dir is not None:
-        info = load_adapter(adapter_dir, base_model=base_model)[2]
+        info = adapter_info(_adapter_folder(adapter_dir))
         if info.get("task") not in (None, task):
             raise ModelUnavailable(f"the adapter at {adapter_dir} was trained for {info['task']!r}, not {task!r}")
         description = f"{base_model or info.get('base_model')} + {adapter_dir}"
-    model, tokenizer = load_model(base_model, adapter_dir)
+    folder = _runtime_folder(base_model, adapter_dir) if runtime else None
+    if folder is not None:
+        model, tokenizer = _runtime_model(str(folder), _default_dtype())
+    else:
+        model, tokenizer = load_model(base_model, adapter_dir)
     if int8 and model.device.type == "cpu":
         model, description = int8_copy(model), description + " (int8)"
     return model, tokenizer, description
@@ -334,6 +384,7 @@ def clear_cache() -> None:
     """Forget every cached model (tests; freeing memory)."""
     _cached_base.cache_clear()
     _cached_adapter.cache_clear()
+    _runtime_model.cache_clear()
     _dequantised_folder.cache_clear()
     int8_copy.cache_clear()
 

@@ -248,11 +248,10 @@ class SlotsConstraint:
     def __init__(self, tokenizer, depth: int = MAX_NESTING, max_function_chars: int = MAX_FUNCTION_CHARS,
                  functions: tuple[str, ...] = ()):
         import llguidance
-        import llguidance.hf
 
         self.grammar = slots_grammar(depth, max_function_chars, functions)
         self._llguidance = llguidance
-        self.llg_tokenizer = llguidance.hf.from_tokenizer(tokenizer)
+        self.llg_tokenizer = llguidance_tokenizer(tokenizer)
         self._spec = llguidance.LLMatcher.grammar_from_lark(self.grammar)
         is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(self._spec, self.llg_tokenizer)
         if is_error:
@@ -323,19 +322,37 @@ class SlotsDecoder:
     prefix: "PromptPrefix"
 
 
+def llguidance_tokenizer(tokenizer):
+    """llguidance's view of a tokenizer: derivanim.llama_runtime's, or a transformers fast tokenizer's."""
+    if hasattr(tokenizer, "llguidance"):
+        return tokenizer.llguidance()
+    import llguidance.hf  # imports transformers
+
+    return llguidance.hf.from_tokenizer(tokenizer)
+
+
+def new_cache(model):
+    """An empty KV cache for `model`: derivanim.llama_runtime's own, or transformers' DynamicCache."""
+    if hasattr(model, "new_cache"):
+        return model.new_cache()
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
 @functools.cache
-def _slots_decoder(base_model: str | None, adapter_dir: str | None, int8: bool) -> SlotsDecoder:
+def _slots_decoder(base_model: str | None, adapter_dir: str | None, int8: bool, runtime: bool = True) -> SlotsDecoder:
     """The SlotsDecoder of one model. llguidance compiles the constraint directly: Outlines (whose llguidance
-    backend it is) adds nothing here but ~1.5 s of imports to a cold CLI call."""
+    backend it is) adds nothing here but ~1.5 s of imports to a cold CLI call. runtime: run the model with
+    derivanim.llama_runtime where it can (load_for_task); False keeps transformers' model, for `generate`."""
     try:
         import llguidance
-        import llguidance.hf
     except ImportError:
         raise ModelUnavailable("the model filler needs llguidance: pip install llguidance") from None
     from derivanim.model import load_for_task
 
-    model, tokenizer, description = load_for_task("slots", base_model, adapter_dir, int8=int8)
-    return SlotsDecoder(model, tokenizer, llguidance.hf.from_tokenizer(tokenizer),
+    model, tokenizer, description = load_for_task("slots", base_model, adapter_dir, int8=int8, runtime=runtime)
+    return SlotsDecoder(model, tokenizer, llguidance_tokenizer(tokenizer),
                         llguidance.LLMatcher.grammar_from_lark(slots_grammar()), description,
                         PromptPrefix.of(model, tokenizer))
 
@@ -348,16 +365,15 @@ class PromptPrefix:
     """
 
     ids: tuple[int, ...]
-    cache: object  # transformers DynamicCache; copied for each request, never extended
+    cache: object  # new_cache(model)'s kind; copied for each request, never extended
 
     @classmethod
     def of(cls, model, tokenizer) -> "PromptPrefix":
         import torch
-        from transformers import DynamicCache
 
         first, second = prompt_ids(tokenizer, "slots", "a b"), prompt_ids(tokenizer, "slots", "9 (")
         length = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
-        cache = DynamicCache(config=model.config)
+        cache = new_cache(model)
         if length:
             with torch.no_grad():
                 model(input_ids=torch.tensor([first[:length]], device=model.device), cache=cache, use_cache=True,
@@ -368,11 +384,9 @@ class PromptPrefix:
         """(a KV cache, the prompt's tokens still to run): the prefix's copy when the prompt begins with it."""
         import copy
 
-        from transformers import DynamicCache
-
         if self.ids and tuple(prompt[:len(self.ids)]) == self.ids and len(prompt) > len(self.ids):
             return copy.deepcopy(self.cache), list(prompt[len(self.ids):])
-        return DynamicCache(config=model.config), list(prompt)
+        return new_cache(model), list(prompt)
 
 
 def allowed_tokens(matcher, vocab_size: int):
@@ -635,7 +649,7 @@ def greedy_unconstrained(request: str, adapter_dir: str | Path | None, base_mode
 
     adapter = None if adapter_dir is None else str(Path(adapter_dir).expanduser().resolve())
     with torch_threads(slot_threads()):
-        decoder = _slots_decoder(base_model, adapter, False)
+        decoder = _slots_decoder(base_model, adapter, False, runtime=False)
         model, tokenizer = decoder.model, decoder.tokenizer
         ids = prompt_ids(tokenizer, "slots", request)
         started = time.perf_counter()

@@ -250,7 +250,7 @@ def _outlines_generate(request, adapter_dir=None, base_model=None, int8=False, r
 
     from derivanim.model_filler import MAX_FUNCTION_CHARS, _slots_decoder, request_functions, slots_grammar
 
-    decoder = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8)
+    decoder = _slots_decoder(base_model, adapter_dir and str(adapter_dir), int8, runtime=False)
     model, tokenizer = decoder.model, decoder.tokenizer
     functions = request_functions(request)
     grammar = CFG(slots_grammar(functions=functions, answers="refusal" if refused else "slots"))
