@@ -31,6 +31,7 @@ import itertools
 import json
 import math
 import os
+import platform
 import re
 import resource
 import shutil
@@ -62,6 +63,7 @@ ENCODE_SAMPLE = 16  # frames the measuring pass of a render in ranges encodes to
 DRY_RUN_BATCH = 20  # dry runs per worker: Manim's import and the LaTeX cache are shared
 OUTSIDE_SCENE_SECONDS = 120.0  # a worker may take this long outside a scene: starting, between scenes, exiting
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+WORK, RAY_TASK = ".render", "derivanim-ray"  # the kinds of temporary folder a render makes (_owned_prefix)
 WORKER = "import sys; from derivanim.execute import serve; serve(*map(int, sys.argv[1:]))"  # not -m: derivanim imports execute
 RAY_RETRIES = 1  # a Ray task that fails (its worker killed, its node lost) runs once more before its jobs fail
 
@@ -268,7 +270,8 @@ class _Run:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Absolute paths, because Manim runs inside the work folder; the log stays there too until a failure
         # needs it, so renders into the same folder never share (or delete) each other's log.
-        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".render-")).resolve()
+        _remove_abandoned(target.parent, WORK)
+        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=_owned_prefix(WORK, os.getpid()))).resolve()
         try:
             scene_file = work / f"{target.stem}.py"
             scene_file.write_text(job.code, encoding="utf-8")
@@ -442,6 +445,32 @@ class _Watchdog:
                 return
             self.expired, self.timed_out = True, task
         _stop(self.process)
+
+
+def _owned_prefix(kind: str, pid: int | str) -> str:
+    """The start of the name of a temporary folder a process makes (tempfile adds the rest): its kind, this host and
+    the process, so that another process can tell when it was abandoned (_remove_abandoned)."""
+    return f"{kind}-{platform.node()}-{pid}-"
+
+
+def _remove_abandoned(folder: Path, kind: str) -> None:
+    """Remove the folders of `kind` in `folder` whose process, on this host, is gone without removing them: a render
+    killed outright (SIGKILL, a Ray task killed mid-render) cannot clean up after itself; the next one there does.
+    Other hosts' folders (a folder all nodes share) and live processes' are left alone."""
+    for abandoned in folder.glob(f"{_owned_prefix(kind, '*')}*"):
+        pid = abandoned.name.removeprefix(f"{kind}-{platform.node()}-").split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(abandoned, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -624,7 +653,8 @@ def _run_on_node(group: list[tuple[int, Job]], shared: bool) -> list[tuple[Resul
     jobs = [job for _, job in group]
     if shared or jobs[0].mode == "dry-run":
         return [(replace(result, index=group[result.index][0]), {}) for result in run_jobs(jobs)]
-    with tempfile.TemporaryDirectory(prefix="derivanim-ray-") as folder:
+    _remove_abandoned(Path(tempfile.gettempdir()), RAY_TASK)
+    with tempfile.TemporaryDirectory(prefix=_owned_prefix(RAY_TASK, os.getpid())) as folder:
         here = [replace(job, output=Path(folder) / Path(job.output).name) for job in jobs]
         outcomes = []
         for result in run_jobs(here):

@@ -254,6 +254,7 @@ def test_a_ray_task_killed_in_the_middle_is_retried_once_and_its_renderer_dies_w
     assert len(seen) == 2  # the killed attempt's Manim worker, and the retry's
     time.sleep(0.5)
     assert not [worker for worker in seen if Path(f"/proc/{worker}").exists()]
+    assert not list(tmp_path.glob(".render-*"))  # the killed attempt's work folder went with the retry
 
 
 @pytest.mark.slow

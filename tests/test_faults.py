@@ -189,6 +189,24 @@ def test_two_renders_at_once_into_one_folder_keep_apart(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["first.mp4", "second.mp4"]
 
 
+def test_a_render_removes_the_work_folders_of_renders_killed_outright_on_this_host(tmp_path):
+    """A process killed with SIGKILL (a Ray task killed mid-render) leaves its work folder; the next render into the
+    folder removes it, and leaves a live process's and another host's alone (their renders may be running)."""
+    import platform
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "out"
+    abandoned = out / f".render-{platform.node()}-{gone.pid}-k1ll3d"
+    running = out / f".render-{platform.node()}-{os.getppid()}-l1v3"
+    elsewhere = out / f".render-another-host-{gone.pid}-0th3r"
+    for folder in (abandoned, running, elsewhere):
+        (folder / "media").mkdir(parents=True)
+    video = render_scene(scene_file(tmp_path / "src", TINY_SCENE, "after"), out, quality="l")
+    assert video_frames(video) > 0
+    assert sorted(path.name for path in out.iterdir()) == sorted(["after.mp4", running.name, elsewhere.name])
+
+
 @pytest.mark.slow
 def test_two_cli_runs_with_the_same_name_leave_one_whole_video(tmp_path):
     """The real scene, twice at once into the same folder under the same name: both succeed, and the
