@@ -12,7 +12,9 @@ Request sets (the intended function, or None where the answer must be a refusal)
 - words (hand-written): data/requests/words.tsv, teachers' phrasings written apart from the generator;
 - off-topic (hand-written, held out): data/requests/off_topic.txt, 50 requests to refuse, never trained on;
 - off-topic, second set (held out): data/requests/off_topic_2.txt, 50 more, written after the first set's misses
-  had shaped the training requests to refuse, so that those misses do not grade their own fix.
+  had shaped the training requests to refuse, so that those misses do not grade their own fix;
+- off-topic, third set (held out): data/requests/off_topic_3.txt, 50 more, written before anything answered the
+  second set's misses.
 A function is right when the verified slots' function equals the intended one numerically; a refusal of a request
 with a function is a false refusal; an off-topic request is right when refused.
 
@@ -100,6 +102,7 @@ def request_sets(args) -> dict[str, list[tuple[str, str | None]]]:
     sets["words (hand-written)"] = held_out("words.tsv")
     sets["off-topic (hand-written, held out)"] = held_out("off_topic.txt")
     sets["off-topic, second set (held out)"] = held_out("off_topic_2.txt")
+    sets["off-topic, third set (held out)"] = held_out("off_topic_3.txt")
     return sets
 
 
