@@ -293,5 +293,5 @@ def load(folder: str | Path, dtype: torch.dtype = torch.float32) -> tuple[LlamaF
         shared = weights.get("model.embed_tokens.weight", weights.get("lm_head.weight"))
         weights["model.embed_tokens.weight"] = weights["lm_head.weight"] = shared
     model.load_state_dict({name: tensor.to(dtype) for name, tensor in weights.items()}, strict=True, assign=True)
-    model.eval()
+    model.eval().requires_grad_(False)  # inference only: no autograd graph in the cache, which is deep-copied
     return model, ChatTokenizer(folder)

@@ -14,7 +14,9 @@ Request sets (the intended function, or None where the answer must be a refusal)
 - off-topic, second set (held out): data/requests/off_topic_2.txt, 50 more, written after the first set's misses
   had shaped the training requests to refuse, so that those misses do not grade their own fix;
 - off-topic, third set (held out): data/requests/off_topic_3.txt, 50 more, written before anything answered the
-  second set's misses.
+  second set's misses;
+- off-topic, fourth set (held out): data/requests/off_topic_4.txt, 50 more, written after the third set's misses
+  were seen and before the change they prompted.
 A function is right when the verified slots' function equals the intended one numerically; a refusal of a request
 with a function is a false refusal; an off-topic request is right when refused.
 
@@ -103,6 +105,7 @@ def request_sets(args) -> dict[str, list[tuple[str, str | None]]]:
     sets["off-topic (hand-written, held out)"] = held_out("off_topic.txt")
     sets["off-topic, second set (held out)"] = held_out("off_topic_2.txt")
     sets["off-topic, third set (held out)"] = held_out("off_topic_3.txt")
+    sets["off-topic, fourth set (held out)"] = held_out("off_topic_4.txt")
     return sets
 
 
