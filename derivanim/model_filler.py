@@ -47,7 +47,7 @@ from pydantic import ValidationError
 from derivanim.errors import InvalidInput, ModelUnavailable
 from derivanim.prompts import format_refusal, format_slots, prompt_ids
 from derivanim.slots import REFUSALS, Slots
-from derivanim.spoken import spoken_functions
+from derivanim.spoken import says_only_a_function, spoken_functions
 
 # Parentheses (calls and groups) nested at most this deep: "exp(sin(cos(x^2)))" fits. One level more
 # (or a much longer function) makes llguidance's lazily built lexer exceed its default state budget
@@ -508,6 +508,18 @@ def refusal_threshold(adapter: str | None, found_function: bool) -> float:
     return float(calibration["threshold_with_function" if found_function else "threshold_without_function"])
 
 
+def only_a_function(request: str) -> bool:
+    """Whether the request is nothing but one function, written or said ('x^4', 'g(t) = t^3 - 2t', 'one minus 4 x'):
+    such a request cannot lack a function to differentiate, so fill_slots never refuses it (and the calibration of
+    the refusal threshold leaves it out)."""
+    from derivanim.grammar import MAX_REQUEST_LENGTH
+
+    if not isinstance(request, str) or len(request) > MAX_REQUEST_LENGTH or not request.isprintable():
+        return False
+    text = request.strip().rstrip(".!?").strip()
+    return bool(text) and (_function_at(text, 0) == text or says_only_a_function(text))
+
+
 def request_functions(request: str) -> tuple[str, ...]:
     """The functions the constraint offers for `request`: those it writes and those it says in words, maximal across
     both readers: a written stretch inside a spoken reading ('2 x' of 'minus four x squared minus 2 x plus 5') is
@@ -600,7 +612,8 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     started = time.perf_counter()
     with torch.no_grad():
         share, opened = refusal_share(decoder, ids)
-        answers = "refusal" if share > refusal_threshold(adapter, bool(functions)) else "slots"
+        refuses = share > refusal_threshold(adapter, bool(functions)) and not only_a_function(request)
+        answers = "refusal" if refuses else "slots"
         generated, passes = constrained_greedy(
             model, ids, LLMatcher(decoder.llg_tokenizer, grammar(answers)), decoder.llg_tokenizer.vocab_size,
             tokenizer.eos_token_id, max_new_tokens or max_response_tokens(longest), opened,

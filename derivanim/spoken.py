@@ -324,6 +324,18 @@ def _stretch(words: list[str], start: int) -> tuple[int, list[tuple[int, str]]] 
     return None
 
 
+def says_only_a_function(request: str) -> bool:
+    """Whether every word of `request` belongs to one function said in words: 'one minus 4 x', 'e to the x squared'
+    (not 'Animate x squared', nor 'x squared, please')."""
+    if not isinstance(request, str) or len(request) > MAX_REQUEST_LENGTH or not request.isprintable():
+        return False
+    runs = _runs(request)
+    if len(runs) != 1 or len(runs[0]) != len(_WORDS.findall(request.lower())):
+        return False
+    found = _stretch(runs[0], 0)
+    return found is not None and found[0] == len(runs[0])
+
+
 def _runs(request: str) -> list[list[str]]:
     """The request's runs of words the grammar knows, lower-cased: 'Animate the derivative of x squared, please'
     has the runs ['the'] and ['of', 'x', 'squared', ',']. A run beside an operator, or glued to a symbol, of the

@@ -186,3 +186,22 @@ def test_a_calibration_beside_the_adapter_sets_the_thresholds(tmp_path):
     assert refusal_threshold(str(tmp_path), True) == DEFAULT_REFUSAL_THRESHOLD
     (tmp_path / CALIBRATION).write_text(json.dumps({"threshold_with_function": 0.7, "threshold_without_function": 0.1}))
     assert (refusal_threshold(str(tmp_path), True), refusal_threshold(str(tmp_path), False)) == (0.7, 0.1)
+
+
+@pytest.mark.parametrize("request_text, only", [
+    ("one minus 4 x", True), ("x^4", True), ("  g(t) = t^3 - 2t.", True), ("e to the x squared?", True),
+    ("atan(x)", True), ("derivanim: x^4", False), ("Animate x squared", False), ("x squared, please", False),
+    ("Factor x^2 - 1", False), ("Integrate x^2", False), ("3", False), ("", False), ("x^2\x00", False),
+])
+def test_only_a_function_is_a_request_with_nothing_but_one_function(request_text, only):
+    from derivanim.model_filler import only_a_function
+
+    assert only_a_function(request_text) is only
+
+
+def test_a_request_that_is_only_a_function_is_never_refused(monkeypatch, tiny_model_dir):
+    """Even with a threshold that refuses everything: there is a function to differentiate, and nothing else asked."""
+    monkeypatch.setattr(derivanim.model_filler, "refusal_threshold", lambda adapter, found: 0.0)
+    assert fill_slots("Factor x^2 - 1", base_model=tiny_model_dir).slots is None
+    fill_ = fill_slots("one minus 4 x", base_model=tiny_model_dir)
+    assert fill_.slots is not None and fill_.refusal is None
