@@ -232,3 +232,22 @@ def test_prune_removes_the_oldest_gallery_videos_until_the_folder_fits(tmp_path,
     assert result.stdout.startswith("removed 1 gallery videos;")
     assert store.get(jobs[0]) is None and store.get(jobs[1]).status == "done"
     assert [job.request for job in store.gallery()] == ["video 2", "video 1"]
+
+
+def test_a_server_with_jobs_renders_each_video_in_ranges_joined_whole(tmp_path):
+    """`derivanim serve --jobs 2`: the render worker renders through derivanim make --jobs' path; the video has every
+    frame of the scene (6 animations of 0.2 s at 15 fps)."""
+    import av
+
+    store = JobStore(tmp_path)
+    job_id = queued_scene(store, steps=6)
+    with TestClient(create_app(tmp_path, jobs=2)) as client:
+        job = wait_for(client, job_id, ("done", "failed"), 180)
+        assert job["status"] == "done", job["error"]
+    with av.open(str(tmp_path / store.get(job_id).video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6 * 3
+
+
+def test_serve_refuses_a_jobs_count_below_one(derivanim, tmp_path):
+    result = derivanim("serve", "--data", str(tmp_path), "--jobs", "0")
+    assert result.returncode == 2 and "--jobs" in result.stderr and result.stderr.count("\n") == 1

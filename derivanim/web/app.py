@@ -66,15 +66,16 @@ class _Refused(Exception):
         self.status, self.headers = status, headers
 
 
-def create_app(data: Path | str, renderers: int = 1, limits: Limits = Limits(), workers: bool = True) -> FastAPI:
-    """The app on the data folder `data`; `workers=False` starts no worker processes (tests that fill the store
-    themselves)."""
+def create_app(data: Path | str, renderers: int = 1, limits: Limits = Limits(), workers: bool = True,
+               jobs: int = 1) -> FastAPI:
+    """The app on the data folder `data`, with `renderers` render workers each rendering a video in `jobs` Manim
+    processes; `workers=False` starts no worker processes (tests that fill the store themselves)."""
     store = JobStore(data)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.recovered = store.recover()
-        processes = await asyncio.to_thread(start_workers, store.data, renderers, limits.render_seconds) \
+        processes = await asyncio.to_thread(start_workers, store.data, renderers, limits.render_seconds, jobs=jobs) \
             if workers else []
         app.state.processes = processes
         try:

@@ -24,6 +24,9 @@ def add_serve_command(commands) -> None:
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="render worker processes, each rendering one video at a time (default 1); one more "
                             "process fills slots, so a request's slots show while videos render")
+    serve.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="Manim processes rendering each video at once, as derivanim make --jobs (default 1: on "
+                            "2 cores it pays only at 720p and above)")
     serve.add_argument("--max-queue", type=int, default=20, metavar="N",
                        help="animations waiting or rendering at once; beyond it a request gets HTTP 429 (default 20)")
     serve.add_argument("--max-request", type=int, default=500, metavar="CHARS",
@@ -39,8 +42,8 @@ def add_serve_command(commands) -> None:
 def run_serve(args) -> int:
     from derivanim.errors import InvalidInput
 
-    if args.workers < 1 or args.max_queue < 1 or args.max_request < 1 or args.render_timeout <= 0:
-        raise InvalidInput("serve: --workers, --max-queue, --max-request and --render-timeout must be positive")
+    if min(args.workers, args.jobs, args.max_queue, args.max_request) < 1 or args.render_timeout <= 0:
+        raise InvalidInput("serve: --workers, --jobs, --max-queue, --max-request and --render-timeout must be positive")
     if args.prune is not None:
         from derivanim.web.store import JobStore, folder_bytes
 
@@ -54,7 +57,7 @@ def run_serve(args) -> int:
     from derivanim.web.app import Limits, create_app
 
     limits = Limits(max_request=args.max_request, max_queue=args.max_queue, render_seconds=args.render_timeout)
-    app = create_app(args.data, renderers=args.workers, limits=limits)
+    app = create_app(args.data, renderers=args.workers, limits=limits, jobs=args.jobs)
     print(f"derivanim: serving http://{args.host}:{args.port} (data in {args.data}; Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

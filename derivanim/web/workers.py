@@ -32,14 +32,15 @@ class _Cancelled(Exception):
     """The job was cancelled while it rendered."""
 
 
-def start_workers(data: Path, renderers: int, render_seconds: float, ready_within: float = 120.0
+def start_workers(data: Path, renderers: int, render_seconds: float, ready_within: float = 120.0, jobs: int = 1
                   ) -> list[multiprocessing.Process]:
-    """Start the filler and `renderers` render workers on the data folder `data`; returns once the filler has
-    imported the pipeline (seconds on a busy machine), so that the first request is not the one that waits for it."""
+    """Start the filler and `renderers` render workers on the data folder `data`, each rendering a video in `jobs`
+    Manim processes at once; returns once the filler has imported the pipeline (seconds on a busy machine), so that
+    the first request is not the one that waits for it."""
     spawn = multiprocessing.get_context("spawn")  # a fork of a server with threads can deadlock
     ready = spawn.Event()
     processes = [spawn.Process(target=fill_forever, args=(str(data), ready), name="derivanim-filler", daemon=True)]
-    processes += [spawn.Process(target=render_forever, args=(str(data), render_seconds), daemon=True,
+    processes += [spawn.Process(target=render_forever, args=(str(data), render_seconds, jobs), daemon=True,
                                 name=f"derivanim-render-{number}") for number in range(1, renderers + 1)]
     for process in processes:
         process.start()
@@ -116,12 +117,12 @@ def fill_job(store: JobStore, job: Job) -> None:
 
 # --- the render workers --------------------------------------------------------------------------------------------
 
-def render_forever(data: str, render_seconds: float) -> None:
+def render_forever(data: str, render_seconds: float, jobs: int = 1) -> None:
     store = JobStore(data)
-    _work_on(store.claim, lambda job: render_job(store, job, render_seconds))
+    _work_on(store.claim, lambda job: render_job(store, job, render_seconds, jobs))
 
 
-def render_job(store: JobStore, job: Job, render_seconds: float) -> None:
+def render_job(store: JobStore, job: Job, render_seconds: float, jobs: int = 1) -> None:
     """Render a claimed job into the gallery (or take the gallery's video, if another job just rendered it)."""
     from derivanim.render import slug, write_animation
 
@@ -145,7 +146,7 @@ def render_job(store: JobStore, job: Job, render_seconds: float) -> None:
     with _failure_recorded(store, job):
         try:
             outputs = write_animation(job.code, folder, slug(job.function), quality=job.options["quality"], fmt=fmt,
-                                      on_progress=on_progress, timeout=render_seconds)
+                                      on_progress=on_progress, timeout=render_seconds, jobs=jobs)
         except _Cancelled:
             shutil.rmtree(folder, ignore_errors=True)
             store.cancelled(job.id)
