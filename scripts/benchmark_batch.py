@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 from derivanim.batch import BatchOptions, run_batch  # noqa: E402
 from derivanim.execute import RayCluster  # noqa: E402
 
-# Functions of every level, cycled: the batch is as varied as a course.
+# Functions of every level, all different (a batch renders a repeated line once): as varied as a course.
 FUNCTIONS = ("x^2", "sin(x^2)", "x^3 - 3x", "e^(-x^2)", "ln(x^2 + 1)", "x*cos(x)", "1/(1 + x^2)", "sqrt(x^2 + 1)",
-             "tan(x/2)", "x^2*e^(-x)")
+             "tan(x/2)", "x^2*e^(-x)", "x^4 - 2x^2", "cos(3x)", "e^x*sin(x)", "x/(x^2 + 1)", "ln(x)", "sqrt(x)",
+             "1/x", "x*ln(x)", "sin(x)^2", "atan(x)")
 
 
 def load() -> list[float]:
@@ -49,11 +50,14 @@ def batch(requests: Path, folder: Path, **options) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=6, help="requests in the batch (default: 6)")
+    parser.add_argument("--requests", type=int, default=6, help="requests in the batch, each a different function "
+                                                                "(default: 6, at most 20)")
     parser.add_argument("--no-ray", action="store_true", help="the local pool only")
     parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args()
-    functions = [FUNCTIONS[number % len(FUNCTIONS)] for number in range(args.requests)]
+    if not 1 <= args.requests <= len(FUNCTIONS):
+        parser.error(f"--requests: 1 to {len(FUNCTIONS)} (the distinct functions there are)")
+    functions = list(FUNCTIONS[:args.requests])
     print(f"{args.requests} requests at 480p15 on {platform.node()}: {os.cpu_count()} cores, load {load()}")
     runs = {}
     with tempfile.TemporaryDirectory(prefix="derivanim-batch-bench-") as scratch:

@@ -51,3 +51,14 @@ def test_the_readmes_render_jobs_table_is_the_committed_benchmark():
         row = (f"| {name} | {one['wall'] / one['video']:.3f} | {two['wall'] / two['video']:.3f} | "
                f"{one['wall'] / two['wall']:.2f}x | {one['cpu']:.1f} / {two['cpu']:.1f} |")
         assert row in readme, row
+
+
+def test_the_readmes_batch_figures_are_the_committed_benchmarks():
+    """The seconds a video and videos an hour the README gives for `derivanim batch` are reports/batch-benchmark.json's."""
+    import json
+
+    report = json.loads((ROOT / "reports/batch-benchmark.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"`derivanim batch` of {len(report['functions'])} different textbook functions" in readme
+    for run in report["runs"].values():
+        assert f"{run['seconds_per_video']} s" in readme and f"({run['videos_per_hour']:.0f} an hour" in readme
