@@ -130,12 +130,14 @@ def test_ctrl_c_in_the_middle_of_a_render_keeps_nothing_half_made_and_a_rerun_re
     running = subprocess.Popen([sys.executable, "-m", "derivanim.cli", "batch", "requests.txt", "-o", "out", "-q", "l"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list(out.glob(".render-*/media/**/*.mp4")):  # Manim has written part of the new video
+    # Manim has written part of the new video: two of its ~30 animations, so that the render is well under way and
+    # not about to end when the signal arrives.
+    while len(list(out.glob(".render-*/media/**/partial_movie_files/**/*.mp4"))) < 2:
         assert running.poll() is None and time.monotonic() < deadline, running.communicate()
         time.sleep(0.2)
     running.send_signal(signal.SIGINT)
-    _, stderr = running.communicate(timeout=60)
-    assert running.returncode == 130 and "interrupted" in stderr
+    stdout, stderr = running.communicate(timeout=60)
+    assert running.returncode == 130 and "interrupted" in stderr, (stdout, stderr)
     assert not [path.name for path in out.iterdir() if path.name.startswith(".")]
     assert not (out / "x_2_minus_1.mp4").exists()
     assert [record["line"] for record in manifest_of(out)] == [2, 3, 5, 6]  # the earlier records, whole
