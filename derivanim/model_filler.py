@@ -510,14 +510,9 @@ def refusal_threshold(adapter: str | None, found_function: bool) -> float:
 
 def only_a_function(request: str) -> bool:
     """Whether the request is nothing but one function, written or said ('x^4', 'g(t) = t^3 - 2t', 'one minus 4 x'):
-    such a request cannot lack a function to differentiate, so fill_slots never refuses it (and the calibration of
-    the refusal threshold leaves it out)."""
-    from derivanim.grammar import MAX_REQUEST_LENGTH
-
-    if not isinstance(request, str) or len(request) > MAX_REQUEST_LENGTH or not request.isprintable():
-        return False
+    such a request cannot lack a function to differentiate, so fill_slots never refuses it."""
     text = request.strip().rstrip(".!?").strip()
-    return bool(text) and (_function_at(text, 0) == text or says_only_a_function(text))
+    return text in written_functions(text) or says_only_a_function(text)
 
 
 def request_functions(request: str) -> tuple[str, ...]:
