@@ -307,7 +307,9 @@ class _NotationPrinter(StrPrinter):
             return f"sqrt({self._print(base)})"
         if exponent.is_Rational and exponent < 0:
             return self._print_Mul(expr)  # below a fraction bar: 1/x^2, 1/sqrt(x)
-        bare = base.is_Symbol or base in (sympy.pi, sympy.E) or (base.is_Integer and base > 0) or base.func in _NAMES
+        # a named function's call is one piece (sin(x)^2); e^u is a power itself, so (e^u)^v keeps its parentheses
+        bare = (base.is_Symbol or base in (sympy.pi, sympy.E) or (base.is_Integer and base > 0)
+                or (base.func in _NAMES and base.func is not sympy.exp))
         base_text = self._print(base) if bare else f"({self._print(base)})"
         return f"{base_text}^{self._exponent(exponent)}"
 
