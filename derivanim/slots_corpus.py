@@ -39,6 +39,8 @@ WORD_FORMATS = [
     "d/dx of {words}",
     "slope of {words}?",
     "differentiate {words} for me",
+    "Graph {words} together with its derivative",  # verbs that other mathematics also uses
+    "Find the slope of the tangent line to {words} and animate it",
 ]
 FILES = {split: f"{split}.jsonl" for split in SPLITS}
 
@@ -71,28 +73,61 @@ SMALL_TALK = ["hello", "thanks!", "who are you?", "tell me a joke", "what time i
               "What's the weather like in Paris?", "write a haiku about the sea", "ok", "asdf qwer zxcv",
               "Book a table for two at eight", "What is the capital of Canada?", "play some music"]
 
-OTHER_MATH = {  # requests that write a function but ask for something other than its derivative
-    "task": ["Integrate {f}", "Find the integral of {f} from 0 to 1", "Compute the definite integral of {f} on [0, 2]",
-             "Evaluate the integral of {f} dx from 1 to 3", "What is the antiderivative of {f}?",
-             "Find an antiderivative of {f}", "Compute the area under {f} between 0 and 2",
-             "Shade the area under {f} from 0 to 1", "Find the average value of {f} on [0, 1]",
-             "Solve {f} = 0", "Solve {f} = 4 for x", "For which x is {f} = 1?", "Find the roots of {f}",
-             "Find the zeros of {f}", "Where does {f} cross the x-axis?", "Solve the inequality {f} > 0",
-             "For which x is {f} < 2?", "Factor {f}", "Factorise {f} completely", "Complete the square in {f}",
-             "Expand {f}", "Simplify {f}", "Find the limit of {f} as x goes to infinity",
-             "What is the limit of {f} as x approaches 0?", "Find the Taylor series of {f}",
-             "Write the Maclaurin polynomial of {f} to degree 3", "Plot {f} without any derivative",
-             "Just graph {f}, no calculus", "Evaluate {f} at x = 3", "What is {f} when x = 2?",
-             "Find the inverse function of {f}", "Find the domain of {f}", "What is the range of {f}?"],
-    "f": ["x^2", "sin(x)", "3x + 1", "e^x", "x^3 - x", "ln(x)", "1/x", "cos(2x)", "x^2 - 4", "sqrt(x)",
-          "x^2 + 3x + 2", "2x - 7", "x^3 + 1", "tan(x)", "x*e^x", "sin(2x)", "4 - x^2", "1/(x + 1)", "x^4 - 1",
-          "cos(x) + 1"],
+OTHER_MATH = {  # requests that write a function but ask for something other than its derivative, casual and formal
+    "task": [
+        # integrals, areas, volumes, lengths
+        "Integrate {f}", "integral of {f}?", "Find the integral of {f} from 0 to 1",
+        "Compute the definite integral of {f} on [0, 2]", "Evaluate the integral of {f} dx from 1 to 3",
+        "What is the antiderivative of {f}?", "Find an antiderivative of {f}", "antiderivative of {f} pls",
+        "I need the primitive of {f}", "Integrate {f} by parts", "Integrate {f} with a substitution",
+        "Integrate {f} from -1 to 1 and explain", "∫ {f} dx = ?", "Compute the area under {f} between 0 and 2",
+        "Shade the area under {f} from 0 to 1", "How big is the area under y = {f} from 1 to 2?",
+        "Find the area between {f} and the x-axis", "Find the area enclosed by y = {f} and y = {g}",
+        "What area lies between {f} and {g} on [0, 1]?",
+        "Find the volume when y = {f} is rotated about the x-axis on [0, 1]", "Find the arc length of {f} from 0 to 1",
+        "Riemann sum of {f} with 4 rectangles on [0, 2]", "Find the average value of {f} on [0, 1]",
+        "Animate the area under {f} filling up",
+        # equations and inequalities
+        "Solve {f} = 0", "Solve {f} = 4 for x", "For which x is {f} = 1?", "solve for x: {f} = 3",
+        "At what x is {f} equal to 5?", "Find the roots of {f}", "Find the zeros of {f}",
+        "Where does {f} cross the x-axis?", "How many real roots does {f} have?", "Solve the inequality {f} > 0",
+        "For which x is {f} < 2?", "Where is {f} positive?", "Find where {f} and {g} intersect", "Solve {f} = {g}",
+        # algebra
+        "Factor {f}", "Factorise {f} completely", "factor {f} pls", "Write {f} in factored form",
+        "Complete the square in {f}", "Expand {f}", "Multiply out {f}", "Simplify {f}",
+        "Simplify {f} as far as possible", "Divide {f} by x - 1", "What is the remainder of {f} divided by x + 2?",
+        "Rationalise {f}",
+        # limits and series
+        "Find the limit of {f} as x goes to infinity", "What is the limit of {f} as x approaches 0?", "lim x->2 of {f}",
+        "Is {f} continuous at x = 0?", "Find the Taylor series of {f}",
+        "Write the Maclaurin polynomial of {f} to degree 3", "First four terms of the power series of {f}",
+        "Expand {f} in a series around x = 1", "Give the Fourier series of {f} on [-pi, pi]",
+        "Find the Laplace transform of {f}",
+        # the function's other properties
+        "Plot {f} without any derivative", "Just graph {f}, no calculus", "Sketch y = {f} only",
+        "Evaluate {f} at x = 3", "What is {f} when x = 2?", "Plug x = -1 into {f}",
+        "List values of {f} for x from 0 to 5", "Find the inverse function of {f}", "Find the domain of {f}",
+        "What is the range of {f}?", "Where is {f} defined?", "Is {f} even, odd or neither?", "Is {f} one-to-one?",
+        "Find the y-intercept of {f}", "Find the x-intercepts of {f}",
+        "Does {f} have a vertical asymptote?", "Compose {f} with {g}", "Shift {f} up by 2 and graph it",
+        "Reflect y = {f} in the x-axis", "Is {f} a polynomial?",
+    ],
+    "f": ["x^2", "sin(x)", "3x + 1", "e^x", "x^3 - x", "ln(x)", "cos(2x)", "x^2 - 4", "x^2 + 3x + 2", "2x - 7",
+          "x^3 + 1", "tan(x)", "x*e^x", "sin(2x)", "1/(x + 1)", "x^4 - 1", "cos(x) + 1", "5x^2 - 2x + 8",
+          "x*sin(x)", "e^(3x)", "(x + 2)^2", "(x - 1)(x + 5)", "x^3 - 4x^2 + x + 6", "sqrt(x + 4)", "2^x",
+          "1/(x^2 + 1)", "ln(x + 2)", "x/(x - 2)", "(2x - 1)/(x + 3)", "7 - 3x", "x^5 + 2x", "cos(x)^2",
+          "e^(-2x)", "x^2*ln(x)", "|x - 1|", "3sin(x) + 2", "x^6 - 2x^3", "sqrt(9 - x^2)", "10x - x^2"],
 }
 OTHER_MATH_EXTRA = ["What is 17 times 23?", "Prove that the square root of 2 is irrational",
                     "Solve the system x + y = 3, x - y = 1", "What is the probability of two sixes?",
                     "Compute the determinant of [[1, 2], [3, 4]]", "Find the mean of 3, 5 and 10",
                     "Is 97 a prime number?", "Convert 3/8 to a percentage", "How many degrees are in a triangle?",
-                    "Find the eigenvalues of a 2 by 2 rotation matrix"]
+                    "Find the eigenvalues of a 2 by 2 rotation matrix", "integrate x squared",
+                    "what's the integral of sine x", "area under one over x from one to two", "solve x squared equals 9",
+                    "factor x squared minus one", "limit of sine x over x as x goes to zero",
+                    "What is the area of a circle of radius 4?", "Find the hypotenuse of a 5-12 triangle",
+                    "Sum the series 1 + 1/2 + 1/4 + ...", "Solve 2x + 5 = 11", "What is log base 2 of 32?",
+                    "Simplify 12/18", "What is the volume of a cone with radius 2 and height 6?"]
 NO_FUNCTION = ["Explain the power rule", "Teach the chain rule", "What is a derivative?", "Make an animation",
                "Animate a derivative", "Show me the product rule", "Explain the quotient rule with an example",
                "Why does a tangent line touch a curve?", "What is the slope of a curve?", "Teach me calculus",
@@ -100,7 +135,14 @@ NO_FUNCTION = ["Explain the power rule", "Teach the chain rule", "What is a deri
                "derivative please", "Differentiate it", "Make a derivative video for my class",
                "Show the derivative of a function", "What's the difference between a secant and a tangent?",
                "Explain implicit differentiation", "Give me an example of a derivative",
-               "Animate the derivative of my function"]
+               "Animate the derivative of my function", "Explain the constant multiple rule",
+               "how do derivatives work", "What is an instantaneous rate of change?",
+               "I need a calculus video", 
+               "What are the rules of differentiation?", "Teach related rates", "Show why the derivative is a limit",
+               "Make a video on the quotient rule for tomorrow's class", "Animate differentiation",
+               "Which functions are differentiable?", 
+               "What does a negative derivative mean?", "Explain L'Hopital's rule",
+               "Show me how the slope changes along a curve", "Give my students a derivative animation"]
 
 
 def refusal_requests() -> dict[str, list[str]]:
@@ -113,15 +155,17 @@ def refusal_requests() -> dict[str, list[str]]:
     code += [m.format(command=c) for m in CODE_PARTS["markup"] for c in commands]
     code += commands
     off_topic = [fmt.format(subject=s) for fmt in OFF_TOPIC_FORMATS for s in SUBJECTS] + SMALL_TALK
-    other_math = [task.format(f=f) for task in OTHER_MATH["task"] for f in OTHER_MATH["f"]] + OTHER_MATH_EXTRA
+    functions = OTHER_MATH["f"]  # a second function, where a task has one, is the one seven places on
+    other_math = [task.format(f=f, g=functions[(i + 7) % len(functions)]) for task in OTHER_MATH["task"]
+                  for i, f in enumerate(functions)] + OTHER_MATH_EXTRA
     found = {"code": code, "off-topic": off_topic, "not-derivative": other_math, "no-function": NO_FUNCTION}
     assert set(found) == set(REFUSALS)
     return {reason: list(dict.fromkeys(requests)) for reason, requests in found.items()}
 
 
-# Reasons in turn, "not-derivative" twice as often: a request that writes a function and asks for its integral or
+# Reasons in turn, "not-derivative" three times as often: a request that writes a function and asks for its integral or
 # roots is the refusal the grammars cannot tell from a derivative request, so the model must learn it.
-REASON_TURNS = ["code", "not-derivative", "off-topic", "not-derivative", "no-function"]
+REASON_TURNS = ["code", "not-derivative", "off-topic", "not-derivative", "no-function", "not-derivative"]
 
 
 def refusal_rows(counts: dict[str, int], seed: int) -> list[dict]:
@@ -160,7 +204,7 @@ def words_rows(corpus_rows: Iterable[dict], seed: int) -> list[dict]:
 
 
 def build_slots_corpus(corpus_dir: Path, seed: int = 0) -> list[dict]:
-    """All rows: the corpus's, its functions in words, and refusals (a quarter as many as the others per split)."""
+    """All rows: the corpus's, its functions in words, and refusals (a third as many as the others per split)."""
     from derivanim.corpus import load_corpus
 
     corpus = [{"split": row.split, "kind": "corpus", "instruction": row.instruction, "function": row.function,
@@ -169,7 +213,7 @@ def build_slots_corpus(corpus_dir: Path, seed: int = 0) -> list[dict]:
     for row in corpus:
         del row["function"]
     per_split = {split: sum(row["split"] == split for row in corpus + words) for split in SPLITS}
-    refusals = refusal_rows({split: count // 4 for split, count in per_split.items()}, seed)
+    refusals = refusal_rows({split: count // 3 for split, count in per_split.items()}, seed)
     rows = corpus + words + refusals
     return sorted(rows, key=lambda row: SPLITS.index(row["split"]))
 

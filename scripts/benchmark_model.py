@@ -16,7 +16,9 @@ Request sets (the intended function, or None where the answer must be a refusal)
 - off-topic, third set (held out): data/requests/off_topic_3.txt, 50 more, written before anything answered the
   second set's misses;
 - off-topic, fourth set (held out): data/requests/off_topic_4.txt, 50 more, written after the third set's misses
-  were seen and before the change they prompted.
+  were seen and before the change they prompted;
+- off-topic, fifth set (held out): data/requests/off_topic_5.txt, 50 more, written before the training requests
+  were widened for the misses of sets 2-4 (other mathematics asked of a written function) and the adapter retrained.
 A function is right when the verified slots' function equals the intended one numerically; a refusal of a request
 with a function is a false refusal; an off-topic request is right when refused.
 
@@ -106,6 +108,7 @@ def request_sets(args) -> dict[str, list[tuple[str, str | None]]]:
     sets["off-topic, second set (held out)"] = held_out("off_topic_2.txt")
     sets["off-topic, third set (held out)"] = held_out("off_topic_3.txt")
     sets["off-topic, fourth set (held out)"] = held_out("off_topic_4.txt")
+    sets["off-topic, fifth set (held out)"] = held_out("off_topic_5.txt")
     return sets
 
 

@@ -51,7 +51,7 @@ def test_wordings_are_different_reproducible_and_bounded():
 
 
 def _held_out() -> tuple[list[str], list[tuple[str, str]]]:
-    off_topic = [line.split("  # ")[0] for name in ("off_topic.txt", "off_topic_2.txt", "off_topic_3.txt", "off_topic_4.txt")
+    off_topic = [line.split("  # ")[0] for name in sorted(path.name for path in REQUESTS.glob("off_topic*.txt"))
                  for line in (REQUESTS / name).read_text(encoding="utf-8").splitlines()
                  if line and not line.startswith("#")]
     words = [tuple(line.split("\t")) for line in (REQUESTS / "words.tsv").read_text(encoding="utf-8").splitlines()
@@ -61,7 +61,7 @@ def _held_out() -> tuple[list[str], list[tuple[str, str]]]:
 
 def test_the_held_out_requests_are_never_generated_for_training():
     off_topic, words = _held_out()
-    assert len(set(off_topic)) == 200 and len(words) >= 20
+    assert len(set(off_topic)) == 250 and len(words) >= 20
     generated = {text.lower() for requests in refusal_requests().values() for text in requests}
     assert not generated & {text.lower() for text in off_topic}
     for request, function in words:
