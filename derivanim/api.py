@@ -13,7 +13,8 @@ import numpy as np
 
 from derivanim.calculus import evaluator
 from derivanim.errors import InvalidInput, ModelUnavailable, NoFunction
-from derivanim.grammar import FUNCTIONS, Settings, find_settings, parse_function, read_request, refuse, request_words
+from derivanim.grammar import (FUNCTIONS, Request, Settings, find_settings, parse_function, read_request, refuse,
+                               request_words)
 from derivanim.lessons import DERIVATIVE, Lesson
 from derivanim.plan import ScenePlan
 from derivanim.render import Outputs, RenderProgress, output_target, slug, write_animation
@@ -117,15 +118,18 @@ _WORD = re.compile(r"[A-Za-z]{3,}")
 
 
 def looks_like_words(text: str) -> bool:
-    """A request in words ('Teach the product rule with x*sin(x)', 'Animation: derivative of atan(x)') rather
-    than a function with a typo ('sin(x', 'floor(x)') or a phrasing with one ('derivative of __import__('os')'):
-    at least two words that are neither function names nor words of the request grammar, or two words that are
-    not function names beside a function written as the grammar reads it."""
+    """A request in words ('Teach the product rule with x*sin(x)', 'Animation: derivative of atan(x)', 'derivative
+    of x squared') rather than a function with a typo ('sin(x', 'floor(x)') or a phrasing with one ('derivative of
+    __import__('os')'): at least two words that are neither function names nor words of the request grammar, two
+    words that are not function names beside a function written as the grammar reads it, or a function said in
+    words ('sine x over x', 'ln x', 'one over x': derivanim.spoken)."""
     from derivanim.model_filler import written_functions  # grammar only: no model is loaded
+    from derivanim.spoken import spoken_functions
 
     words = [word for word in _WORD.findall(text) if word.lower() not in FUNCTIONS]
     others = [word for word in words if word.lower() not in request_words()]
-    return len(others) >= 2 or (len(words) >= 2 and bool(written_functions(text)))
+    return (len(others) >= 2 or (len(words) >= 2 and bool(written_functions(text)))
+            or bool(spoken_functions(text)))
 
 
 def shipped_slots_adapter() -> Path | None:
@@ -241,24 +245,30 @@ def fill(text: str, filler: Filler = "auto", adapter: Path | str | Literal[False
     if filler not in ("auto", "rules", "model"):
         raise ValueError(f"filler must be 'auto', 'rules' or 'model', not {filler!r}")
     chosen = _chosen_settings(x0, window)
-    request = None
-    if filler != "model":
-        try:
-            request = read_request(text)
-        except InvalidInput:
-            # 'Animate very slowly x^3' reads as a phrasing, letter by letter; as a sentence it is the model's
-            if filler == "rules" or not looks_like_words(text):
-                raise
-    if filler == "auto":
-        if request is None and not looks_like_words(text):
-            refuse(text)
-        filler = "model" if request is None else "rules"
-    if filler == "model":
-        return model_animation(text, model_slots(text, adapter, base_model), chosen)
+    request = route(text, filler)
     if request is None:
-        refuse(text)
+        return model_animation(text, model_slots(text, adapter, base_model), chosen)
     return build_animation(text, "rules", _with_settings(rules_slots(request.function), chosen, request.settings,
                                                          request.variable))
+
+
+def route(text: str, filler: Filler = "auto") -> Request | None:
+    """Who fills `text` in fill(), decided by the grammars before any model is loaded: the request the grammar
+    reads (the rules fill it), or None where the model does (filler="model", or "auto" and a request in words).
+    Raises InvalidInput where neither may: a typo in a function or a phrasing ('sin(x', 'derivative of
+    __import__('os')'), or text the grammar cannot read with filler="rules"."""
+    if filler == "model":
+        return None
+    try:
+        request = read_request(text)
+    except InvalidInput:
+        # 'Animate very slowly x^3' reads as a phrasing, letter by letter; as a sentence it is the model's
+        if filler == "rules" or not looks_like_words(text):
+            raise
+        return None
+    if request is None and (filler == "rules" or not looks_like_words(text)):
+        refuse(text)
+    return request
 
 
 def written_in(function: str, request: str) -> bool:

@@ -156,6 +156,18 @@ def test_the_shipped_adapter_reads_functions_said_in_words(request_text, functio
     assert same_function(parse_function(fill.slots.function), parse_function(function)), fill.emitted
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("request_text, function", [("derivative of x squared", "x^2"),
+                                                    ("Animate the derivative of sine x over x", "sin(x)/x")])
+def test_fill_hands_a_short_request_in_words_to_the_shipped_adapter(request_text, function):
+    from derivanim.evaluate import same_function
+    from derivanim.grammar import parse_function
+
+    animation = fill(request_text)  # the route a user's request takes: the grammar refused these before the model
+    assert animation.filler == "model"
+    assert same_function(parse_function(animation.slots.function), parse_function(function))
+
+
 def test_a_function_said_in_words_is_read_by_the_grammar_and_the_caution_says_so(monkeypatch, tiny_model_dir):
     from derivanim.spoken import spoken_functions
 

@@ -252,8 +252,29 @@ def test_cli_invalid_values_exit_2_with_one_line(tmp_path, args, words, derivani
     ("floor(x)", False),
     ("derivative of floor(x)", False),
     ("sin(x", False),
+    ("derivative of x squared", True),  # a function said in words: the model's, not the grammar's refusal
+    ("Animate the derivative of sine x over x", True),
+    ("ln x", True),
 ])
 def test_what_counts_as_a_request_in_words(text, words):
     from derivanim.api import looks_like_words
 
     assert looks_like_words(text) is words
+
+
+def test_no_hand_written_request_with_a_function_is_refused_before_the_model():
+    """fill() reads every teacher's request of data/requests/words.tsv with the rules (the function it reads is the
+    one meant) or hands it to the model; none gets the grammar's one-line error. 'derivative of x squared' and
+    'Animate the derivative of sine x over x' did ('unknown function squared', 'unexpected e at column 30')."""
+    from pathlib import Path
+
+    from derivanim.api import route
+    from derivanim.evaluate import same_function
+
+    words = Path(__file__).resolve().parent.parent / "data" / "requests" / "words.tsv"
+    rows = [line.split("\t") for line in words.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+    assert len(rows) >= 30
+    for request, function in rows:
+        routed = route(request)
+        assert routed is None or same_function(parse_function(routed.function), parse_function(function)), request
