@@ -120,15 +120,15 @@ _WORD = re.compile(r"[A-Za-z]{3,}")
 def looks_like_words(text: str) -> bool:
     """A request in words ('Teach the product rule with x*sin(x)', 'Animation: derivative of atan(x)', 'derivative
     of x squared') rather than a function with a typo ('sin(x', 'floor(x)') or a phrasing with one ('derivative of
-    __import__('os')'): at least two words that are neither function names nor words of the request grammar, two
-    words that are not function names beside a function written as the grammar reads it, or a function said in
-    words ('sine x over x', 'ln x', 'one over x': derivanim.spoken)."""
+    __import__('os')'): at least two words that are neither function names nor words of the request grammar, a
+    word that is not a function name beside a function written as the grammar reads it ('x^3 - 6x please',
+    'demo: tan(x)'), or a function said in words ('sine x over x', 'ln x', 'one over x': derivanim.spoken)."""
     from derivanim.model_filler import written_functions  # grammar only: no model is loaded
     from derivanim.spoken import spoken_functions
 
     words = [word for word in _WORD.findall(text) if word.lower() not in FUNCTIONS]
     others = [word for word in words if word.lower() not in request_words()]
-    return (len(others) >= 2 or (len(words) >= 2 and bool(written_functions(text)))
+    return (len(others) >= 2 or (bool(words) and bool(written_functions(text)))
             or bool(spoken_functions(text)))
 
 

@@ -255,6 +255,9 @@ def test_cli_invalid_values_exit_2_with_one_line(tmp_path, args, words, derivani
     ("derivative of x squared", True),  # a function said in words: the model's, not the grammar's refusal
     ("Animate the derivative of sine x over x", True),
     ("ln x", True),
+    ("x^3 - 6x please", True),  # one word beside a written function: the model's (it was 'unknown name please')
+    ("derivanim: x^4", True),
+    ("x^2 +", False),
 ])
 def test_what_counts_as_a_request_in_words(text, words):
     from derivanim.api import looks_like_words
