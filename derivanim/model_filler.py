@@ -508,11 +508,33 @@ def refusal_threshold(adapter: str | None, found_function: bool) -> float:
     return float(calibration["threshold_with_function" if found_function else "threshold_without_function"])
 
 
+# Words that only ask for the video, at either end of a request ('e to the x squared please', 'derivanim: x^4')
+_FRAMING = re.compile(r"^(?:(?:please|animate|show|me|how|derivanim|video)\b[\s:,]*)+|"
+                      r"(?:[\s,]*\b(?:please|thanks|changes))+$", re.IGNORECASE)
+# Words that ask for a derivative ('slope of', 'differentiate', 'quotient rule', "f'(x)"); not 'antiderivative'
+_ASKS_FOR_A_DERIVATIVE = re.compile(r"\b(?:derivatives?|differentiat\w*|slopes?|tangents?|rates? of change|"
+                                    r"d/d[a-z]|(?:chain|product|quotient|power) rule)\b|\b[a-z]'\(", re.IGNORECASE)
+
+
 def only_a_function(request: str) -> bool:
-    """Whether the request is nothing but one function, written or said ('x^4', 'g(t) = t^3 - 2t', 'one minus 4 x'):
-    such a request cannot lack a function to differentiate, so fill_slots never refuses it."""
-    text = request.strip().rstrip(".!?").strip()
-    return text in written_functions(text) or says_only_a_function(text)
+    """Whether the request is nothing but one function, written or said ('x^4', 'g(t) = t^3 - 2t', 'one minus 4 x'),
+    with at most words that ask for the video at either end ('e to the x squared please', 'Animate two x plus
+    three'): such a request cannot lack a function to differentiate, so fill_slots never refuses it."""
+    text = _FRAMING.sub("", request.strip().rstrip(".!?").strip()).strip()
+    return bool(text) and (text in written_functions(text) or says_only_a_function(text))
+
+
+def refusable(request: str, functions: tuple[str, ...]) -> bool:
+    """Whether fill_slots may refuse `request` (whose functions the constraint offers are `functions`): not if it is
+    only a function, nor if it writes one and asks for its derivative in words."""
+    return not only_a_function(request) and not (functions and asks_for_a_derivative(request))
+
+
+def asks_for_a_derivative(request: str) -> bool:
+    """Whether the request says it wants a derivative ('the slope of', 'differentiate', 'rate of change', 'quotient
+    rule example'): with a function in it, it is not a request for other mathematics, so fill_slots does not refuse
+    it as one."""
+    return bool(_ASKS_FOR_A_DERIVATIVE.search(request))
 
 
 def request_functions(request: str) -> tuple[str, ...]:
@@ -607,7 +629,7 @@ def _fill(request: str, adapter: str | None, base_model: str | None, max_new_tok
     started = time.perf_counter()
     with torch.no_grad():
         share, opened = refusal_share(decoder, ids)
-        refuses = share > refusal_threshold(adapter, bool(functions)) and not only_a_function(request)
+        refuses = share > refusal_threshold(adapter, bool(functions)) and refusable(request, functions)
         answers = "refusal" if refuses else "slots"
         generated, passes = constrained_greedy(
             model, ids, LLMatcher(decoder.llg_tokenizer, grammar(answers)), decoder.llg_tokenizer.vocab_size,

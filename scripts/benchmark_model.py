@@ -10,6 +10,8 @@ Request sets (the intended function, or None where the answer must be a refusal)
 - novel phrasings (hand-written): NOVEL below, phrasings in no template;
 - words, unseen functions: the slots corpus's test-split words rows (functions never trained on, said in words);
 - words (hand-written): data/requests/words.tsv, teachers' phrasings written apart from the generator;
+- words, second set (hand-written): data/requests/words_2.tsv, 20 more, written after the retrained adapter's false
+  refusals were seen and before the guards that answer them (model_filler.refusable);
 - off-topic (hand-written, held out): data/requests/off_topic.txt, 50 requests to refuse, never trained on;
 - off-topic, second set (held out): data/requests/off_topic_2.txt, 50 more, written after the first set's misses
   had shaped the training requests to refuse, so that those misses do not grade their own fix;
@@ -20,7 +22,10 @@ Request sets (the intended function, or None where the answer must be a refusal)
 - off-topic, fifth set (held out): data/requests/off_topic_5.txt, 50 more, written before the training requests
   were widened for the misses of sets 2-4 (other mathematics asked of a written function) and the adapter retrained.
 A function is right when the verified slots' function equals the intended one numerically; a refusal of a request
-with a function is a false refusal; an off-topic request is right when refused.
+with a function is a false refusal; an off-topic request is right when refused. Each request is judged on what
+derivanim.fill gives a user: where the grammars decide before any model (api.route: the request grammar reads the
+function, or refuses a typo or hostile phrasing in one line), that decision is judged, and counted in the
+"grammar decided" column; the model still fills every request, for its latency and the busy run's comparison.
 
 Each variant runs every set on the idle machine (accuracy and latency), then again with --burners processes
 keeping the cores busy (default: one per core), where only latency is measured and every output is checked to be
@@ -45,7 +50,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from derivanim.api import shipped_slots_adapter, teaching_numbers
+from derivanim.api import route, rules_slots, shipped_slots_adapter, teaching_numbers
 from derivanim.corpus import load_corpus, unseen_paraphrases
 from derivanim.errors import InvalidInput
 from derivanim.evaluate import same_function
@@ -104,6 +109,7 @@ def request_sets(args) -> dict[str, list[tuple[str, str | None]]]:
         sets["words, unseen functions"] = [(row["instruction"], row["slots"]["function"]) for row in rows
                                            if row["kind"] == "words"]
     sets["words (hand-written)"] = held_out("words.tsv")
+    sets["words, second set (hand-written)"] = held_out("words_2.tsv")
     sets["off-topic (hand-written, held out)"] = held_out("off_topic.txt")
     sets["off-topic, second set (held out)"] = held_out("off_topic_2.txt")
     sets["off-topic, third set (held out)"] = held_out("off_topic_3.txt")
@@ -117,14 +123,30 @@ VARIANTS = {"fill": {"numbers": teaching_numbers}, "undrafted": {"numbers": teac
             "int8": {"numbers": teaching_numbers, "int8": True}}
 
 
-def judged(request: str, intended: str | None, filled) -> str:
-    """'right', 'wrong', 'false refusal' (a function was meant) or 'not refused' (none was)."""
-    if intended is None:
-        return "right" if filled.slots is None else "not refused"
-    if filled.slots is None:
-        return "false refusal"
+def routed(request: str):
+    """What fill() decides before any model: the Request the grammar reads, None (the model fills it), or the
+    grammar's InvalidInput."""
     try:
-        chosen = verify(filled.slots).slots
+        return route(request)
+    except InvalidInput as error:
+        return error
+
+
+def judged(request: str, intended: str | None, filled, decided) -> str:
+    """'right', 'wrong', 'false refusal' (a function was meant) or 'not refused' (none was), of the grammar's decision
+    where it made one (`decided`: routed's answer), else of the model's slots."""
+    if isinstance(decided, InvalidInput):
+        return "right" if intended is None else "false refusal"
+    if decided is not None:
+        chosen = rules_slots(decided.function)  # as fill() does with the function the grammar read
+    elif filled.slots is None:
+        return "right" if intended is None else "false refusal"
+    else:
+        chosen = filled.slots
+    if intended is None:
+        return "not refused"
+    try:
+        chosen = verify(chosen).slots
         return "right" if same_function(parse_function(chosen.function, variable=chosen.variable),
                                         parse_function(intended)) else "wrong"
     except InvalidInput:
@@ -133,7 +155,7 @@ def judged(request: str, intended: str | None, filled) -> str:
 
 def measure(requests, adapter, options: dict, idle: dict | None = None) -> dict:
     """One set under one variant. idle: the same set's idle result, whose outputs this run must repeat."""
-    outcomes, seconds, tokens, passes, emitted = [], [], [], [], []
+    outcomes, seconds, tokens, passes, emitted, decided = [], [], [], [], [], 0
     for request, intended in requests:
         filled = fill_slots(request, adapter_dir=adapter, **options)
         seconds.append(filled.seconds)
@@ -141,7 +163,9 @@ def measure(requests, adapter, options: dict, idle: dict | None = None) -> dict:
         passes.append(filled.forward_passes)
         emitted.append(filled.emitted)
         if idle is None:
-            outcomes.append(judged(request, intended, filled))
+            decision = routed(request)
+            decided += decision is not None
+            outcomes.append(judged(request, intended, filled, decision))
     result = {"requests": len(requests), "latency_median_s": statistics.median(seconds),
               "latency_p90_s": sorted(seconds)[int(0.9 * len(seconds))], "tokens_mean": statistics.fmean(tokens),
               "forward_passes_mean": statistics.fmean(passes), "emitted": emitted}
@@ -149,15 +173,16 @@ def measure(requests, adapter, options: dict, idle: dict | None = None) -> dict:
         result["same_outputs_as_idle"] = sum(a == b for a, b in zip(emitted, idle["emitted"]))
         return result
     result.update(correct=outcomes.count("right"), accuracy=outcomes.count("right") / len(requests),
-                  false_refusals=outcomes.count("false refusal"),
+                  false_refusals=outcomes.count("false refusal"), grammar_decided=decided,
                   failures=[{"request": request, "intended": intended, "emitted": text, "outcome": outcome}
                             for (request, intended), text, outcome in zip(requests, emitted, outcomes)
                             if outcome != "right"])
     return result
 
 
-COLUMNS = ("variant", "requests", "right", "false refusals", "median latency idle (s)", "p90 idle (s)",
-           "median latency busy (s)", "p90 busy (s)", "busy = idle output", "tokens/request", "model passes/request")
+COLUMNS = ("variant", "requests", "right", "false refusals", "grammar decided", "median latency idle (s)",
+           "p90 idle (s)", "median latency busy (s)", "p90 busy (s)", "busy = idle output", "tokens/request",
+           "model passes/request")
 
 
 def table_rows(report: dict):
@@ -166,7 +191,7 @@ def table_rows(report: dict):
         for name, r in results["idle"].items():
             busy = results["busy"].get(name)
             yield (variant, f"{name} ({r['requests']})", f"{r['correct']}/{r['requests']} ({100 * r['accuracy']:.1f}%)",
-                   "—" if name.startswith("off-topic") else str(r["false_refusals"]),
+                   "—" if name.startswith("off-topic") else str(r["false_refusals"]), str(r["grammar_decided"]),
                    f"{r['latency_median_s']:.2f}", f"{r['latency_p90_s']:.2f}",
                    "—" if busy is None else f"{busy['latency_median_s']:.2f}",
                    "—" if busy is None else f"{busy['latency_p90_s']:.2f}",

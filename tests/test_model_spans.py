@@ -184,7 +184,7 @@ def test_a_function_said_in_words_is_read_by_the_grammar_and_the_caution_says_so
 @pytest.mark.parametrize("threshold, refused", [(0.0, True), (1.0, False)])
 def test_the_refusal_is_decided_by_the_share_against_the_threshold(monkeypatch, tiny_model_dir, threshold, refused):
     monkeypatch.setattr(derivanim.model_filler, "refusal_threshold", lambda adapter, found: threshold)
-    fill_ = fill_slots("Teach the product rule with x*sin(x)", base_model=tiny_model_dir)
+    fill_ = fill_slots("Make a video with x*sin(x) for my class", base_model=tiny_model_dir)
     assert 0.0 < fill_.refusal_share < 1.0
     assert (fill_.slots is None) is refused
     assert refused or fill_.slots.function == "x*sin(x)"
@@ -202,13 +202,34 @@ def test_a_calibration_beside_the_adapter_sets_the_thresholds(tmp_path):
 
 @pytest.mark.parametrize("request_text, only", [
     ("one minus 4 x", True), ("x^4", True), ("  g(t) = t^3 - 2t.", True), ("e to the x squared?", True),
-    ("atan(x)", True), ("derivanim: x^4", False), ("Animate x squared", False), ("x squared, please", False),
-    ("Factor x^2 - 1", False), ("Integrate x^2", False), ("3", False), ("", False), ("x^2\x00", False),
+    ("atan(x)", True), ("derivanim: x^4", True), ("Animate x squared", True), ("x squared, please", True),
+    ("animate how one over x squared changes", True),  # words that only ask for the video, at either end
+    ("Factor x^2 - 1", False), ("Integrate x^2", False), ("Integrate x^2 please", False), ("3", False), ("", False),
+    ("please", False), ("Animate the area under x^2", False), ("x^2\x00", False),
 ])
 def test_only_a_function_is_a_request_with_nothing_but_one_function(request_text, only):
     from derivanim.model_filler import only_a_function
 
     assert only_a_function(request_text) is only
+
+
+@pytest.mark.parametrize("request_text, asks", [
+    ("Show the instantaneous rate of change of 5x^2 + 2", True), ("quotient rule example: (x+1)/(x-2)", True),
+    ("Could you animate why the slope of x^2 - 3x is 2x - 3?", True), ("Animate f'(x) for f(x) = x^2", True),
+    ("Show me how to differentiate two root x", True), ("antiderivative of 5x^4 please", False),
+    ("Integrate x^2", False), ("Find the area under x^2", False),
+])
+def test_asks_for_a_derivative_reads_the_words_that_ask_for_one(request_text, asks):
+    from derivanim.model_filler import asks_for_a_derivative
+
+    assert asks_for_a_derivative(request_text) is asks
+
+
+def test_a_function_and_a_derivative_asked_for_is_never_refused_but_derivative_talk_alone_is(monkeypatch,
+                                                                                            tiny_model_dir):
+    monkeypatch.setattr(derivanim.model_filler, "refusal_threshold", lambda adapter, found: 0.0)
+    assert fill_slots("Show the instantaneous rate of change of 5x^2 + 2", base_model=tiny_model_dir).slots
+    assert fill_slots("Explain the quotient rule", base_model=tiny_model_dir).slots is None  # no function in it
 
 
 def test_a_request_that_is_only_a_function_is_never_refused(monkeypatch, tiny_model_dir):

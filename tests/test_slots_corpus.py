@@ -54,7 +54,8 @@ def _held_out() -> tuple[list[str], list[tuple[str, str]]]:
     off_topic = [line.split("  # ")[0] for name in sorted(path.name for path in REQUESTS.glob("off_topic*.txt"))
                  for line in (REQUESTS / name).read_text(encoding="utf-8").splitlines()
                  if line and not line.startswith("#")]
-    words = [tuple(line.split("\t")) for line in (REQUESTS / "words.tsv").read_text(encoding="utf-8").splitlines()
+    words = [tuple(line.split("\t")) for name in ("words.tsv", "words_2.tsv")
+             for line in (REQUESTS / name).read_text(encoding="utf-8").splitlines()
              if line and not line.startswith("#")]
     return off_topic, words
 
