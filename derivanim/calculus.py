@@ -281,8 +281,11 @@ def trace_curve(evaluate, x_min: float, x_max: float, y_range: tuple[float, floa
         else:
             segments += [(a, b) for a, b in _pieces(evaluate, fine, fine_ys, ok, span, sliver)
                          if np.all(ok(evaluate(np.linspace(a, b, SAMPLES))))]
-    breaks = [where for (_, right), (left, _) in zip(segments, segments[1:])
-              if (where := _break(evaluate, right, left, span)) is not None]
+    breaks = [
+        (right + left) / 2
+        for (_, right), (left, _) in zip(segments, segments[1:])
+        if _discontinuous(evaluate(np.linspace(right, left, 2001)), span)
+    ]
     return Curve(y_min=float(y_min), y_max=float(y_max), segments=tuple(segments), breaks=tuple(breaks))
 
 
@@ -306,15 +309,8 @@ def _pieces(evaluate, xs: np.ndarray, ys: np.ndarray, ok, span: float, sliver: f
     return segments
 
 
-def _break(evaluate, right: float, left: float, span: float) -> float | None:
-    """Where the gap between two pieces, from `right` to `left`, breaks the curve: at its pole or the middle of its
-    hole in the domain (not the gap's middle: a y-range that is not centred on a pole leaves the curve further on one
-    side, 1/(x^2 - 1) at 0.71 and 1.19), at the middle of a jump; None for a tall hump, which is no break."""
-    xs = np.linspace(right, left, 2001)
-    ys = evaluate(xs)
-    undefined = np.flatnonzero(~np.isfinite(ys))
-    if undefined.size:
-        return float((xs[undefined[0]] + xs[undefined[-1]]) / 2)
-    if np.max(np.abs(ys)) > 100 * max(span, 1.0):
-        return float(xs[np.argmax(np.abs(ys))])
-    return (right + left) / 2 if abs(ys[-1] - ys[0]) > 0.25 * span else None
+def _discontinuous(ys: np.ndarray, span: float) -> bool:
+    """Whether samples across the gap between two pieces hold a pole, a hole in the domain or a jump (not just a
+    tall hump)."""
+    undefined_or_pole = not np.all(np.isfinite(ys)) or np.max(np.abs(ys)) > 100 * max(span, 1.0)
+    return bool(undefined_or_pole or abs(ys[-1] - ys[0]) > 0.25 * span)
