@@ -205,10 +205,6 @@ def nice_step(span: float, target_ticks: int = 6) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-POLE_TAIL = 20  # values this many 10-90 spreads beyond the band: the curve runs off to a pole in the window
-POLE_SHARE = 0.85  # of a curve with a pole that its y-range holds
-
-
 def robust_range(values: np.ndarray) -> tuple[float, float]:
     """A y-range that shows the body of the curve; values running off to a pole do not flatten it."""
     finite = values[np.isfinite(values)]
@@ -217,20 +213,7 @@ def robust_range(values: np.ndarray) -> tuple[float, float]:
     low, high = float(finite.min()), float(finite.max())
     q_low, q_high = np.percentile(finite, [10, 90])
     spread = max(q_high - q_low, 1e-9)
-    if high > q_high + POLE_TAIL * spread or low < q_low - POLE_TAIL * spread:
-        # A pole: its tails hold so much of the window (sec(x)^2 is above 40 on a tenth of it) that the 10-90 band
-        # would flatten the curve's body. Tukey's fences around the middle half keep it (tan(x)' on [0, 19], not
-        # [0, 130]), widened until they hold POLE_SHARE of the curve (1/(x - 2) on [-4, 4] has most of its values
-        # on the left branch).
-        q_low, q_high = np.percentile(finite, [25, 75])
-        fence = 1.5 * max(q_high - q_low, 1e-9)
-        low, high = max(low, q_low - fence), min(high, q_high + fence)
-        step = max(0.05 * (high - low), 1e-9)
-        while np.mean((finite >= low) & (finite <= high)) < POLE_SHARE:
-            low, high = max(float(finite.min()), low - step), min(float(finite.max()), high + step)
-            step *= 1.2  # a few hundred steps at most, from the narrowest fences to the widest pole
-    else:
-        low, high = max(low, q_low - spread), min(high, q_high + spread)
+    low, high = max(low, q_low - spread), min(high, q_high + spread)
     if high - low < 1e-6:  # flat: a band around it, wide enough to tell apart from it at any size (e^49: 1.9e21)
         pad = max(1.0, 0.1 * max(abs(low), abs(high)))
         return low - pad, high + pad
