@@ -136,13 +136,12 @@ NO_FUNCTION = ["Explain the power rule", "Teach the chain rule", "What is a deri
                "Show the derivative of a function", "What's the difference between a secant and a tangent?",
                "Explain implicit differentiation", "Give me an example of a derivative",
                "Animate the derivative of my function", "Explain the constant multiple rule",
-               "how do derivatives work", "What is an instantaneous rate of change?",
-               "I need a calculus video", 
+               "how do derivatives work", "What is an instantaneous rate of change?", "I need a calculus video",
                "What are the rules of differentiation?", "Teach related rates", "Show why the derivative is a limit",
                "Make a video on the quotient rule for tomorrow's class", "Animate differentiation",
-               "Which functions are differentiable?", 
-               "What does a negative derivative mean?", "Explain L'Hopital's rule",
-               "Show me how the slope changes along a curve", "Give my students a derivative animation"]
+               "Which functions are differentiable?", "What does a negative derivative mean?",
+               "Explain L'Hopital's rule", "Show me how the slope changes along a curve",
+               "Give my students a derivative animation"]
 
 
 def refusal_requests() -> dict[str, list[str]]:
@@ -163,8 +162,8 @@ def refusal_requests() -> dict[str, list[str]]:
     return {reason: list(dict.fromkeys(requests)) for reason, requests in found.items()}
 
 
-# Reasons in turn, "not-derivative" three times as often: a request that writes a function and asks for its integral or
-# roots is the refusal the grammars cannot tell from a derivative request, so the model must learn it.
+# Reasons in turn, "not-derivative" three times as often: a request that writes a function and asks for its integral
+# or roots is the refusal the grammars cannot tell from a derivative request, so the model must learn it.
 REASON_TURNS = ["code", "not-derivative", "off-topic", "not-derivative", "no-function", "not-derivative"]
 
 

@@ -48,8 +48,8 @@ def main() -> None:
         print(f"{kind} a function found: {len(found['function'])} function requests (share at most {highest:.3f}), "
               f"{len(found['refusal'])} to refuse, {refused} of them above the threshold {thresholds[kind]:.3f}")
     calibration = {"threshold_with_function": thresholds["with"], "threshold_without_function": thresholds["without"],
-                   "validation": args.val, "rows": sum(len(found) for kind in shares.values() for found in kind.values()),
-                   "margin": MARGIN}
+                   "validation": args.val, "margin": MARGIN,
+                   "rows": sum(len(found) for by_answer in shares.values() for found in by_answer.values())}
     (Path(args.adapter) / CALIBRATION).write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(calibration))
 
